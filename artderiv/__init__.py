@@ -1,0 +1,58 @@
+"""artderiv: artificial derivatives for PyTorch.
+
+The activation's normal forward, a chosen derivative in the backward, in
+fused C++/CUDA kernels registered as TorchScript-compatible custom ops with
+autograd in C++::
+
+    import artderiv
+    y = artderiv.relu(x)                                   # sigmoid(x) in the backward
+    y = artderiv.relu(x, derivative=artderiv.derivatives.sigmoid(beta=4.0))
+    y = artderiv.sigmoid(x, derivative="exact_plus")      # sigma'(x) + 0.05
+
+See docs/ops.md for the op contract and docs/derivatives.md for the shapes.
+"""
+
+from . import derivatives
+from ._library import catalog, cpu_kernel_isa, library_path
+from .derivatives import Derivative
+from .functional import activation, leaky_relu, relu, sigmoid, tanh
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Derivative",
+    "activation",
+    "catalog",
+    "cpu_kernel_isa",
+    "derivatives",
+    "leaky_relu",
+    "library_path",
+    "list_activations",
+    "list_derivatives",
+    "relu",
+    "sigmoid",
+    "tanh",
+]
+
+
+def list_activations() -> dict:
+    """{name: {"params": {param: default}, "default_derivative": name}}."""
+    return {
+        a["name"]: {
+            "params": {p["name"]: p["default"] for p in a["params"]},
+            "default_derivative": a["default_derivative"],
+        }
+        for a in catalog()["activations"]
+    }
+
+
+def list_derivatives() -> dict:
+    """{name: {"params": {param: default}, "formula": str, "source": str}}."""
+    return {
+        d["name"]: {
+            "params": {p["name"]: p["default"] for p in d["params"]},
+            "formula": d["formula"],
+            "source": d["source"],
+        }
+        for d in catalog()["derivatives"]
+    }

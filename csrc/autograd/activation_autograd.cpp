@@ -1,0 +1,134 @@
+// Autograd for artderiv::activation, in C++ so that TorchScript and libtorch
+// models train without Python. The forward saves its input; the backward calls
+// artderiv::activation_backward through the dispatcher (so it runs on whatever
+// backend holds the tensors, and torch.compile / export trace the helper ops).
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/autograd.h>
+#include <torch/library.h>
+
+#include "../catalog.h"
+
+namespace artderiv {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+at::Tensor call_forward(const at::Tensor& x, c10::string_view activation,
+                        c10::ArrayRef<double> activation_params) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("artderiv::activation_forward", "")
+                       .typed<at::Tensor(const at::Tensor&, c10::string_view,
+                                         c10::ArrayRef<double>)>();
+  return op.call(x, activation, activation_params);
+}
+
+at::Tensor call_backward(const at::Tensor& grad, const at::Tensor& saved, c10::string_view save,
+                         c10::string_view activation, c10::ArrayRef<double> activation_params,
+                         c10::string_view derivative, c10::ArrayRef<double> derivative_params,
+                         const std::optional<at::Tensor>& blend) {
+  static auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("artderiv::activation_backward", "")
+          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, c10::string_view,
+                            c10::string_view, c10::ArrayRef<double>, c10::string_view,
+                            c10::ArrayRef<double>, const std::optional<at::Tensor>&)>();
+  return op.call(grad, saved, save, activation, activation_params, derivative, derivative_params,
+                 blend);
+}
+
+class ActivationFunction : public torch::autograd::Function<ActivationFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, std::string activation,
+                            std::vector<double> activation_params, std::string derivative,
+                            std::vector<double> derivative_params,
+                            const std::optional<at::Tensor>& blend, std::string save) {
+    // Fail at the call, not at backward time, for a bad derivative or blend.
+    const ActivationSpec act = resolve_activation(activation, activation_params);
+    resolve_derivative(act, derivative, derivative_params);
+    check_save_mode(act, save);
+    check_input(act, x);
+    check_blend(act, blend, x);
+
+    at::AutoDispatchBelowADInplaceOrView guard;
+    at::Tensor y = call_forward(x, activation, activation_params);
+    ctx->save_for_backward({x, blend.has_value() ? *blend : at::Tensor()});
+    ctx->saved_data["activation"] = activation;
+    ctx->saved_data["activation_params"] = activation_params;
+    ctx->saved_data["derivative"] = derivative;
+    ctx->saved_data["derivative_params"] = derivative_params;
+    ctx->saved_data["save"] = save;
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& blend = saved[1];
+    const auto activation_params = ctx->saved_data["activation_params"].toDoubleVector();
+    const auto derivative_params = ctx->saved_data["derivative_params"].toDoubleVector();
+    at::Tensor grad_x = call_backward(
+        grad_outputs[0], saved[0], ctx->saved_data["save"].toStringRef(),
+        ctx->saved_data["activation"].toStringRef(), activation_params,
+        ctx->saved_data["derivative"].toStringRef(), derivative_params,
+        blend.defined() ? std::optional<at::Tensor>(blend) : std::nullopt);
+    // Gradients for: x, activation, activation_params, derivative,
+    // derivative_params, blend (a schedule, never learned), save.
+    return {grad_x, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor()};
+  }
+};
+
+// The backward op is differentiable in no input: differentiating through it
+// (double backward, e.g. a Hessian-vector product) raises this error instead
+// of silently returning a missing second-order term.
+class ActivationBackwardFunction : public torch::autograd::Function<ActivationBackwardFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& grad, const at::Tensor& saved,
+                            std::string save, std::string activation,
+                            std::vector<double> activation_params, std::string derivative,
+                            std::vector<double> derivative_params,
+                            const std::optional<at::Tensor>& blend) {
+    ctx->saved_data["activation"] = activation;
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return call_backward(grad, saved, save, activation, activation_params, derivative,
+                         derivative_params, blend);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list) {
+    TORCH_CHECK(false, "artderiv.", ctx->saved_data["activation"].toStringRef(),
+                ": double backward is not supported (artderiv::activation_backward is not "
+                "differentiable); artificial derivatives are first-order only. Use "
+                "torch.autograd.grad(..., create_graph=False), or the torch.nn activation "
+                "where second-order gradients are needed.");
+  }
+};
+
+at::Tensor activation_autograd(const at::Tensor& x, c10::string_view activation,
+                               c10::ArrayRef<double> activation_params,
+                               c10::string_view derivative,
+                               c10::ArrayRef<double> derivative_params,
+                               const std::optional<at::Tensor>& blend, c10::string_view save) {
+  return ActivationFunction::apply(x, std::string(activation), activation_params.vec(),
+                                   std::string(derivative), derivative_params.vec(), blend,
+                                   std::string(save));
+}
+
+at::Tensor activation_backward_autograd(const at::Tensor& grad, const at::Tensor& saved,
+                                        c10::string_view save, c10::string_view activation,
+                                        c10::ArrayRef<double> activation_params,
+                                        c10::string_view derivative,
+                                        c10::ArrayRef<double> derivative_params,
+                                        const std::optional<at::Tensor>& blend) {
+  return ActivationBackwardFunction::apply(grad, saved, std::string(save), std::string(activation),
+                                           activation_params.vec(), std::string(derivative),
+                                           derivative_params.vec(), blend);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(artderiv, Autograd, m) {
+  m.impl("activation", &activation_autograd);
+  m.impl("activation_backward", &activation_backward_autograd);
+}
+
+}  // namespace artderiv

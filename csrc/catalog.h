@@ -1,0 +1,59 @@
+// Resolving the op arguments (names, parameter lists, blend, save mode) into
+// the enums and parameter structs the kernels take, with the argument checks
+// shared by every backend (CPU, CUDA, Meta). Errors name the op as the user
+// called it (artderiv.<activation>), the argument, and what is allowed.
+#pragma once
+
+#include <string>
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/ArrayRef.h>
+#include <optional>
+#include <c10/util/string_view.h>
+
+#include "formulas.h"
+
+namespace artderiv {
+
+struct ActivationSpec {
+  Act act;
+  Params<double> params;
+  const char* name;  // e.g. "relu", used in error messages
+};
+
+struct DerivativeSpec {
+  Deriv deriv;
+  Params<double> params;
+  bool uses_exact;  // the shape reads f'(x)
+};
+
+// The only save mode so far: the forward keeps its input for the backward.
+constexpr const char* kSaveInput = "input";
+
+ActivationSpec resolve_activation(c10::string_view activation, c10::ArrayRef<double> params);
+
+// `derivative` is a catalog name or "default" (the activation's default shape).
+// An empty `params` means the defaults; a shorter list fills the rest with them.
+DerivativeSpec resolve_derivative(const ActivationSpec& act, c10::string_view derivative,
+                                  c10::ArrayRef<double> params);
+
+void check_save_mode(const ActivationSpec& act, c10::string_view save);
+
+// x: a floating tensor (float32, float64, float16, bfloat16).
+void check_input(const ActivationSpec& act, const at::Tensor& x);
+
+// grad: same dtype, device and shape as x (any strides).
+void check_grad(const ActivationSpec& act, const at::Tensor& grad, const at::Tensor& x);
+
+// blend: a one-element floating tensor on x's device or the CPU.
+void check_blend(const ActivationSpec& act, const std::optional<at::Tensor>& blend,
+                 const at::Tensor& x);
+
+// Reads a CPU blend tensor (0 when absent) and checks 0 <= blend <= 1.
+double read_cpu_blend(const ActivationSpec& act, const std::optional<at::Tensor>& blend);
+
+// The whole catalog (names, parameters, defaults, formulas) as JSON, for the
+// Python layer and the docs: the Python side never repeats these definitions.
+std::string catalog_json();
+
+}  // namespace artderiv

@@ -1,0 +1,64 @@
+// CPU registration: builds the TensorIterator and runs the kernel table of
+// the best instruction set this CPU (and ATEN_CPU_CAPABILITY) allows.
+#include <ATen/Version.h>
+#include <ATen/TensorIterator.h>
+#include <torch/library.h>
+
+#include "../ops.h"
+#include "kernel_table.h"
+
+namespace artderiv {
+namespace cpu {
+namespace {
+
+const KernelTable& select_kernels() {
+  // at::get_cpu_capability() is what ATen itself dispatches on: the best ISA
+  // of this CPU, lowered by ATEN_CPU_CAPABILITY=default|avx2 when set.
+  const std::string capability = at::get_cpu_capability();
+#ifdef ARTDERIV_CPU_AVX512
+  if (capability == "AVX512") return kernels_AVX512;
+#endif
+#ifdef ARTDERIV_CPU_AVX2
+  if (capability == "AVX512" || capability == "AVX2") return kernels_AVX2;
+#endif
+  return kernels_DEFAULT;
+}
+
+const KernelTable& kernels() {
+  static const KernelTable& table = select_kernels();
+  return table;
+}
+
+std::string cpu_kernel_isa() { return kernels().isa; }
+
+}  // namespace
+}  // namespace cpu
+
+void activation_forward_cpu(at::Tensor& y, const at::Tensor& x, const ActivationSpec& act) {
+  auto iter = at::TensorIteratorConfig().add_output(y).add_const_input(x).build();
+  cpu::kernels().forward(iter, act);
+}
+
+void activation_backward_cpu(at::Tensor& grad_x, const at::Tensor& grad, const at::Tensor& x,
+                             const ActivationSpec& act, const DerivativeSpec& deriv,
+                             const std::optional<at::Tensor>& blend) {
+  const double b = read_cpu_blend(act, blend);
+  auto iter = at::TensorIteratorConfig()
+                  .add_output(grad_x)
+                  .add_const_input(grad)
+                  .add_const_input(x)
+                  .build();
+  cpu::kernels().backward(iter, act, deriv, b);
+}
+
+TORCH_LIBRARY_FRAGMENT(artderiv, m) {
+  // Which CPU kernel build runs here (DEFAULT, AVX2, AVX512): for benchmarks and bug reports.
+  m.def("cpu_kernel_isa() -> str", &cpu::cpu_kernel_isa);
+}
+
+TORCH_LIBRARY_IMPL(artderiv, CPU, m) {
+  m.impl("activation_forward", &forward_op<activation_forward_cpu>);
+  m.impl("activation_backward", &backward_op<activation_backward_cpu>);
+}
+
+}  // namespace artderiv

@@ -1,0 +1,57 @@
+// The op contract shared by every backend (docs/ops.md has the user view).
+//
+//   artderiv::activation           public op: forward, artificial backward via autograd
+//   artderiv::activation_forward   helper: y = f(x)
+//   artderiv::activation_backward  helper: grad_x = grad * d(x), d = the chosen derivative
+//
+// A backend (CPU, CUDA, Meta) supplies two kernel functions that fill a
+// preallocated output; forward_op / backward_op below do the argument
+// resolution, checks and allocation once for all of them, so every backend
+// validates alike and allocates like empty_like(x) (Meta strides == real strides).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty_like.h>
+
+#include "catalog.h"
+
+namespace artderiv {
+
+using ForwardKernel = void (*)(at::Tensor& y, const at::Tensor& x, const ActivationSpec& act);
+using BackwardKernel = void (*)(at::Tensor& grad_x, const at::Tensor& grad, const at::Tensor& x,
+                                const ActivationSpec& act, const DerivativeSpec& deriv,
+                                const std::optional<at::Tensor>& blend);
+
+template <ForwardKernel kernel>
+at::Tensor forward_op(const at::Tensor& x, c10::string_view activation,
+                      c10::ArrayRef<double> activation_params) {
+  const ActivationSpec act = resolve_activation(activation, activation_params);
+  check_input(act, x);
+  at::Tensor y = at::empty_like(x);
+  if (y.numel() > 0) kernel(y, x, act);
+  return y;
+}
+
+template <BackwardKernel kernel>
+at::Tensor backward_op(const at::Tensor& grad, const at::Tensor& saved, c10::string_view save,
+                       c10::string_view activation, c10::ArrayRef<double> activation_params,
+                       c10::string_view derivative, c10::ArrayRef<double> derivative_params,
+                       const std::optional<at::Tensor>& blend) {
+  const ActivationSpec act = resolve_activation(activation, activation_params);
+  const DerivativeSpec deriv = resolve_derivative(act, derivative, derivative_params);
+  check_save_mode(act, save);
+  check_input(act, saved);
+  check_grad(act, grad, saved);
+  check_blend(act, blend, saved);
+  at::Tensor grad_x = at::empty_like(saved);
+  if (grad_x.numel() > 0) kernel(grad_x, grad, saved, act, deriv, blend);
+  return grad_x;
+}
+
+// Backend kernels (defined in cpu/ and cuda/).
+void activation_forward_cpu(at::Tensor& y, const at::Tensor& x, const ActivationSpec& act);
+void activation_backward_cpu(at::Tensor& grad_x, const at::Tensor& grad, const at::Tensor& x,
+                             const ActivationSpec& act, const DerivativeSpec& deriv,
+                             const std::optional<at::Tensor>& blend);
+
+}  // namespace artderiv

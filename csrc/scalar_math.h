@@ -1,0 +1,52 @@
+// Scalar math primitives the formulas are written in.
+//
+// Every formula in formulas.h is a template over a value type T and calls only
+// the functions below (plus + - * / and comparisons). Here T is a plain float or
+// double, on the host and in CUDA device code; cpu/vec_math.h adds overloads
+// for at::vec::Vectorized<T>, so the same formula text is the CPU SIMD kernel.
+// Include this header (and vec_math.h, where used) before formulas.h: the
+// formulas use qualified calls, which only see overloads declared before them.
+#pragma once
+
+#include <cmath>
+
+#if defined(__CUDACC__) || defined(__HIPCC__)
+#define ARTDERIV_HD __host__ __device__ __forceinline__
+#else
+#define ARTDERIV_HD inline
+#endif
+
+namespace artderiv {
+namespace math {
+
+// select(mask, a, b): a where mask holds, else b.
+template <class T>
+ARTDERIV_HD T select(bool mask, T a, T b) {
+  return mask ? a : b;
+}
+
+ARTDERIV_HD float neg(float x) { return -x; }
+ARTDERIV_HD double neg(double x) { return -x; }
+
+ARTDERIV_HD float abs(float x) { return ::fabsf(x); }
+ARTDERIV_HD double abs(double x) { return ::fabs(x); }
+
+ARTDERIV_HD float exp(float x) { return ::expf(x); }
+ARTDERIV_HD double exp(double x) { return ::exp(x); }
+
+ARTDERIV_HD float tanh(float x) { return ::tanhf(x); }
+ARTDERIV_HD double tanh(double x) { return ::tanh(x); }
+
+// NaN-propagating max/min (IEEE 754-2019 maximum/minimum), like
+// at::vec::maximum and torch.maximum; std::fmax would drop the NaN.
+template <class T>
+ARTDERIV_HD T maximum(T a, T b) {
+  return (a != a) ? a : ((b != b) ? b : (a > b ? a : b));
+}
+template <class T>
+ARTDERIV_HD T minimum(T a, T b) {
+  return (a != a) ? a : ((b != b) ? b : (a < b ? a : b));
+}
+
+}  // namespace math
+}  // namespace artderiv
