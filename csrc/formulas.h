@@ -190,6 +190,13 @@ enum class Act : uint8_t { ARTDERIV_ACTIVATIONS(ARTDERIV_ENUM_ENTRY) };
 enum class Deriv : uint8_t { ARTDERIV_DERIVATIVES(ARTDERIV_ENUM_ENTRY) };
 #undef ARTDERIV_ENUM_ENTRY
 
+// The visitors run host lambdas (kernel launches) and device lambdas alike.
+#if defined(__CUDACC__)
+#define ARTDERIV_VISIT_HD_ANNOTATION _Pragma("nv_exec_check_disable")
+#else
+#define ARTDERIV_VISIT_HD_ANNOTATION
+#endif
+
 // Calls fn(S{}) with the struct of the activation / derivative `id`, so a
 // kernel can be instantiated per formula from one runtime switch.
 #define ARTDERIV_ACT_CASE(id, S) \
@@ -199,6 +206,7 @@ enum class Deriv : uint8_t { ARTDERIV_DERIVATIVES(ARTDERIV_ENUM_ENTRY) };
   case Deriv::id:                  \
     return fn(S{});
 
+ARTDERIV_VISIT_HD_ANNOTATION
 template <class Fn>
 ARTDERIV_HD decltype(auto) visit_activation(Act act, Fn&& fn) {
   switch (act) {
@@ -207,6 +215,7 @@ ARTDERIV_HD decltype(auto) visit_activation(Act act, Fn&& fn) {
   return fn(Relu{});  // unreachable: validated before any kernel runs
 }
 
+ARTDERIV_VISIT_HD_ANNOTATION
 template <class Fn>
 ARTDERIV_HD decltype(auto) visit_derivative(Deriv deriv, Fn&& fn) {
   switch (deriv) {
