@@ -12,8 +12,9 @@ autograd in C++::
 See docs/ops.md for the op contract and docs/derivatives.md for the shapes.
 """
 
-from . import derivatives
+from . import derivatives, nn
 from ._library import catalog, cpu_kernel_isa, library_path
+from .convert import convert, restore, set_blend, set_derivative
 from .derivatives import Derivative
 from .functional import activation, leaky_relu, relu, sigmoid, tanh
 
@@ -23,12 +24,17 @@ __all__ = [
     "Derivative",
     "activation",
     "catalog",
+    "convert",
     "cpu_kernel_isa",
     "derivatives",
     "leaky_relu",
     "library_path",
     "list_activations",
     "list_derivatives",
+    "nn",
+    "restore",
+    "set_blend",
+    "set_derivative",
     "relu",
     "sigmoid",
     "tanh",

@@ -1,0 +1,34 @@
+// C++ API for libtorch programs: the public op through the dispatcher, so it
+// runs on any backend and records autograd exactly as from Python.
+//
+//   #include <artderiv.h>
+//   torch::Tensor y = artderiv::activation(x, "relu", {}, "sigmoid", {4.0});
+//
+// Linking the library (artderiv::artderiv from find_package(artderiv)) is
+// enough for TorchScript models that use the ops; no call is needed.
+#pragma once
+
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/Tensor.h>
+
+namespace artderiv {
+
+inline at::Tensor activation(const at::Tensor& x, std::string_view activation,
+                             const std::vector<double>& activation_params = {},
+                             std::string_view derivative = "default",
+                             const std::vector<double>& derivative_params = {},
+                             const std::optional<at::Tensor>& blend = std::nullopt,
+                             std::string_view save = "input") {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("artderiv::activation", "")
+                       .typed<at::Tensor(const at::Tensor&, c10::string_view, c10::ArrayRef<double>,
+                                         c10::string_view, c10::ArrayRef<double>,
+                                         const std::optional<at::Tensor>&, c10::string_view)>();
+  return op.call(x, activation, activation_params, derivative, derivative_params, blend, save);
+}
+
+}  // namespace artderiv
