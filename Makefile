@@ -14,13 +14,25 @@ export CUDA_HOME ?= /usr/local/cuda
 endif
 export MAX_JOBS ?= $(shell nproc)
 
-.PHONY: demo test build venv bench clean
+.PHONY: demo test pytest cpp-test build venv bench clean
 
 demo: build
 	$(PY) examples/train_compare.py
 
-test: build
+test: pytest cpp-test
+
+pytest: build
 	$(PY) -m pytest -q tests
+
+# The libtorch example (examples/cpp) against the library `make build` made:
+# CMake + CTest, Python only to save the TorchScript model it trains.
+CMAKE_ARGS = -DARTDERIV_PREBUILT_LIBRARY=$(CURDIR)/$(wildcard artderiv/_C*.so) \
+	-DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
+	-DPython3_EXECUTABLE=$(abspath $(PY)) $(if $(CUDA_HOME),-DCUDA_TOOLKIT_ROOT_DIR=$(CUDA_HOME))
+cpp-test: build
+	TORCH_CUDA_ARCH_LIST="$${TORCH_CUDA_ARCH_LIST:-9.0}" cmake -S . -B build/cmake $(CMAKE_ARGS) > build/cmake-configure.log || { cat build/cmake-configure.log; exit 1; }
+	cmake --build build/cmake -j $(MAX_JOBS)
+	cd build/cmake && ctest --output-on-failure
 
 # Incremental: ninja reuses the objects in build/; only changed sources recompile.
 build: venv

@@ -9,20 +9,20 @@
 #pragma once
 
 #include <optional>
-#include <string_view>
 #include <vector>
 
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/Tensor.h>
+#include <c10/util/string_view.h>
 
 namespace artderiv {
 
-inline at::Tensor activation(const at::Tensor& x, std::string_view activation,
+inline at::Tensor activation(const at::Tensor& x, c10::string_view activation,
                              const std::vector<double>& activation_params = {},
-                             std::string_view derivative = "default",
+                             c10::string_view derivative = "default",
                              const std::vector<double>& derivative_params = {},
                              const std::optional<at::Tensor>& blend = std::nullopt,
-                             std::string_view save = "input") {
+                             c10::string_view save = "input") {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("artderiv::activation", "")
                        .typed<at::Tensor(const at::Tensor&, c10::string_view, c10::ArrayRef<double>,

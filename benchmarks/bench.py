@@ -1,0 +1,287 @@
+"""artderiv benchmark suite: forward, backward and forward+backward against
+PyTorch's native op, the Python autograd.Function recipe (eager and compiled)
+and a plain copy (the achievable bandwidth), all measured in the same run.
+
+    python benchmarks/bench.py                      # CPU defaults, under 5 minutes on 2 cores
+    python benchmarks/bench.py --device cuda --sizes 24,28
+    python benchmarks/bench.py --quick --out /tmp/b # a few seconds (used by the tests)
+
+Method (a noisy 2-core VM punishes naive timing):
+  * regimes: "kernel" re-runs this script with glibc's MALLOC_MMAP_THRESHOLD_ /
+    MALLOC_TRIM_THRESHOLD_ raised, so freed output buffers are reused instead of
+    page-faulted fresh from mmap on every call; "e2e" keeps the default allocator
+    (what a user sees). On CUDA the caching allocator makes them one regime.
+  * implementations are interleaved in every round, the order rotating; each
+    result is the median of per-round times, and every ratio is the median of
+    the per-round ratios, with its spread (half the max-min range over rounds).
+  * inputs rotate through enough buffers to exceed the last-level cache;
+    backward is timed with torch.autograd.grad on a retained graph (no gradient
+    accumulation); threads are set explicitly and recorded.
+Outputs: a table on stdout, OUTDIR/results.json, OUTDIR/bandwidth.png (if
+matplotlib is installed), OUTDIR/results.md (the table in Markdown).
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import artderiv  # noqa: E402
+import recipes  # noqa: E402
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
+KERNEL_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 34), "MALLOC_TRIM_THRESHOLD_": str(1 << 34)}
+# Bytes each phase must move per element, in units of the element size.
+TRAFFIC = {"forward": 2, "backward": 3, "forward+backward": 5, "copy": 2}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--dtypes", default="float32,bfloat16")
+    p.add_argument("--sizes", default="10,16,20,24", help="log2 of the element counts")
+    p.add_argument("--cases", default="relu:sigmoid,sigmoid:exact_plus,tanh:atan",
+                   help=f"activation:derivative pairs, from {','.join(recipes.FACTORS)}")
+    p.add_argument("--regimes", default="kernel,e2e")
+    p.add_argument("--peers", default="native,eager,compiled,copy",
+                   help="native, eager (autograd.Function recipe), compiled (the recipe under torch.compile), copy, snn")
+    p.add_argument("--phases", default="forward,backward,forward+backward")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--min-time", type=float, default=0.03, help="seconds per measurement")
+    p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out"))
+    p.add_argument("--quick", action="store_true", help="tiny sizes, 2 rounds, no compile")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.sizes, args.rounds, args.min_time = "10,14", 2, 0.002
+        args.peers = ",".join(x for x in args.peers.split(",") if x != "compiled")
+        args.cases = args.cases.split(",")[0]
+        args.regimes = args.regimes.split(",")[0]
+    return args
+
+
+def last_level_cache_bytes() -> int:
+    best = 32 << 20
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        for entry in os.listdir(base):
+            with open(os.path.join(base, entry, "size")) as f:
+                text = f.read().strip()
+            value = int(text[:-1]) * {"K": 1 << 10, "M": 1 << 20}.get(text[-1], 1) if text[-1] in "KM" else int(text)
+            best = max(best, value)
+    except OSError:
+        pass
+    return best
+
+
+def machine_info(device: str, threads: int) -> dict:
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {"cpu": cpu, "threads": threads, "torch": torch.__version__, "python": platform.python_version(),
+            "cpu_kernel_isa": artderiv.cpu_kernel_isa(), "aten_cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+class Timer:
+    """Seconds per call of fn(i), i rotating over the input buffers."""
+
+    def __init__(self, device: str, nbuf: int, min_time: float):
+        self.cuda = device == "cuda"
+        self.nbuf, self.min_time = nbuf, min_time
+        self.reps = {}
+
+    def sync(self):
+        if self.cuda:
+            torch.cuda.synchronize()
+
+    def __call__(self, key, fn) -> float:
+        if key not in self.reps:  # warm up, then size the repetitions once
+            fn(0)
+            self.sync()
+            reps, elapsed = 1, 0.0
+            while True:
+                elapsed = self._run(fn, reps)
+                if elapsed >= self.min_time or reps >= 1 << 16:
+                    break
+                reps *= 2
+            self.reps[key] = reps
+        reps = self.reps[key]
+        return self._run(fn, reps) / reps
+
+    def _run(self, fn, reps) -> float:
+        if self.cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for r in range(reps):
+                fn(r % self.nbuf)
+            end.record()
+            torch.cuda.synchronize()
+            return start.elapsed_time(end) / 1e3
+        t0 = time.perf_counter()
+        for r in range(reps):
+            fn(r % self.nbuf)
+        return time.perf_counter() - t0
+
+
+def measure(args, case, dtype_name, log2n, regime):
+    device, dtype, n = args.device, DTYPES[dtype_name], 1 << log2n
+    elem = torch.empty((), dtype=dtype).element_size()
+    peers = args.peers.split(",")
+    impls = recipes.implementations(case, peers)
+    # Enough buffers that a rotation touches more than the last-level cache.
+    nbuf = max(1, min(64, -(-2 * last_level_cache_bytes() // (3 * n * elem)))) if device == "cpu" else 2
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    xs = [torch.randn(n, generator=gen).to(device=device, dtype=dtype) for _ in range(nbuf)]
+    gs = [torch.randn(n, generator=gen).to(device=device, dtype=dtype) for _ in range(nbuf)]
+    tasks = {}
+    phases = args.phases.split(",")
+    for name, f in impls.items():
+        if "forward" in phases:
+            tasks[("forward", name)] = lambda i, f=f: f(xs[i])
+        xr = [x.detach().requires_grad_() for x in xs]
+        if "backward" in phases:
+            ys = [f(x) for x in xr]
+            tasks[("backward", name)] = lambda i, ys=ys, xr=xr: torch.autograd.grad(ys[i], xr[i], gs[i], retain_graph=True)
+        if "forward+backward" in phases:
+            tasks[("forward+backward", name)] = lambda i, f=f, xr=xr: torch.autograd.grad(f(xr[i]), xr[i], gs[i])
+    if "copy" in peers:
+        dst = torch.empty_like(xs[0])
+        tasks[("copy", "copy")] = lambda i: dst.copy_(xs[i])
+
+    timer = Timer(device, nbuf, args.min_time)
+    keys = list(tasks)
+    per_round = {k: [] for k in keys}
+    for r in range(args.rounds):
+        shift = r % len(keys)  # interleave, rotating the order every round
+        for k in keys[shift:] + keys[:shift]:
+            per_round[k].append(timer(k, tasks[k]))
+
+    rows = []
+    copy_t = statistics.median(per_round[("copy", "copy")]) if ("copy", "copy") in per_round else None
+    for (phase, name), times in per_round.items():
+        t = statistics.median(times)
+        gbps = TRAFFIC[phase] * n * elem / t / 1e9
+        row = {"case": case.name, "dtype": dtype_name, "log2n": log2n, "n": n, "regime": regime, "phase": phase,
+               "impl": name, "seconds": t, "GBps": gbps, "times": times}
+        if copy_t is not None:
+            row["copy_fraction"] = gbps / (TRAFFIC["copy"] * n * elem / copy_t / 1e9)
+        if name == "artderiv":  # per-round ratios to every peer of the same phase
+            row["ratios"] = {}
+            for (p2, peer), ptimes in per_round.items():
+                if p2 == phase and peer != "artderiv":
+                    ratios = [a / b for a, b in zip(times, ptimes)]
+                    row["ratios"][peer] = {"median": statistics.median(ratios),
+                                           "spread": (max(ratios) - min(ratios)) / 2}
+            if phase == "forward" and "native" in impls:
+                # per-call overhead over the native op, for small tensors
+                row["overhead_us_vs_native"] = (t - statistics.median(per_round[("forward", "native")])) * 1e6
+        rows.append(row)
+    return rows
+
+
+def run_child(args):
+    torch.set_num_threads(args.threads)
+    rows = []
+    for case_text in args.cases.split(","):
+        case = recipes.parse_case(case_text)
+        for dtype_name in args.dtypes.split(","):
+            for log2n in [int(s) for s in args.sizes.split(",")]:
+                rows += measure(args, case, dtype_name, log2n, args.child)
+                print(f"  measured {case.name} {dtype_name} 2^{log2n} ({args.child})", file=sys.stderr, flush=True)
+    return rows
+
+
+def format_table(rows) -> str:
+    lines = ["| case | dtype | n | regime | phase | impl | time (us) | GB/s | % copy BW | artderiv / impl (median ± spread) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    art = {(r["case"], r["dtype"], r["n"], r["regime"], r["phase"]): r for r in rows if r["impl"] == "artderiv"}
+    for r in rows:
+        ratio = ""
+        a = art.get((r["case"], r["dtype"], r["n"], r["regime"], r["phase"]))
+        if a is not None and r["impl"] in a.get("ratios", {}):
+            q = a["ratios"][r["impl"]]
+            ratio = f"{q['median']:.3f} ± {q['spread']:.3f}"
+        frac = f"{100 * r['copy_fraction']:.0f}%" if "copy_fraction" in r else ""
+        lines.append(f"| {r['case']} | {r['dtype']} | 2^{r['log2n']} | {r['regime']} | {r['phase']} | {r['impl']} | "
+                     f"{r['seconds'] * 1e6:.1f} | {r['GBps']:.2f} | {frac} | {ratio} |")
+    return "\n".join(lines)
+
+
+def plot(rows, path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    groups = sorted({(r["case"], r["phase"]) for r in rows if r["phase"] != "copy"})
+    regime = rows[0]["regime"]
+    dtype = rows[0]["dtype"]
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False)
+    for ax, (case, phase) in zip(axes[0], groups):
+        for impl in sorted({r["impl"] for r in rows}):
+            pts = sorted((r["n"], r["GBps"]) for r in rows if r["impl"] == impl and r["regime"] == regime
+                         and r["dtype"] == dtype and (r["phase"] == phase and r["case"] == case or impl == "copy"))
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=impl,
+                        linestyle="--" if impl == "copy" else "-")
+        ax.set_xscale("log", base=2)
+        ax.set_title(f"{case} {phase}", fontsize=9)
+        ax.set_xlabel("elements")
+        ax.set_ylabel("GB/s")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"artderiv bandwidth ({dtype}, {regime} regime)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.child:
+        rows = run_child(args)
+        json.dump(rows, sys.stdout)
+        return 0
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("bench: --device cuda but no CUDA device is available")
+    regimes = ["cuda"] if args.device == "cuda" else args.regimes.split(",")
+    os.makedirs(args.out, exist_ok=True)
+    rows = []
+    for regime in regimes:
+        env = dict(os.environ)
+        if regime == "kernel":
+            env.update(KERNEL_ENV)
+        cmd = [sys.executable, os.path.abspath(__file__), "--child", regime] + [a for a in (argv or sys.argv[1:])]
+        out = subprocess.run(cmd, env=env, check=True, stdout=subprocess.PIPE, text=True).stdout
+        rows += json.loads(out)
+    info = machine_info(args.device, args.threads)
+    info["command"] = "python benchmarks/bench.py " + " ".join(argv or sys.argv[1:])
+    table = format_table(rows)
+    print(table)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump({"machine": info, "rows": rows}, f, indent=1)
+    with open(os.path.join(args.out, "results.md"), "w") as f:
+        f.write("Machine: " + ", ".join(f"{k}: {v}" for k, v in info.items()) + "\n\n" + table + "\n")
+    plotted = plot(rows, os.path.join(args.out, "bandwidth.png"))
+    print(f"\n{info}\nwrote {args.out}/results.json, results.md" + (", bandwidth.png" if plotted else " (no matplotlib: no plot)"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
