@@ -73,7 +73,9 @@ def sources(pattern_dir, suffix):
 
 
 with_cuda = want_cuda()
-cxx_flags = ["-O3", "-fvisibility=hidden", "-Wno-unknown-pragmas"]
+# -ffp-contract=off: no fused multiply-add contraction, so the vector body and
+# the tail (and every ISA build) round alike: results never depend on position.
+cxx_flags = ["-O3", "-fvisibility=hidden", "-ffp-contract=off", "-Wno-unknown-pragmas"]
 define_macros = []
 
 srcs = sources("", ".cpp") + sources("autograd", ".cpp")
@@ -133,7 +135,7 @@ setup(
             srcs,
             define_macros=define_macros,
             extra_compile_args=extra_compile_args,
-            depends=sources("", ".h") + sources("cpu", ".h") + (sources("cuda", ".cuh") if with_cuda else []),
+            depends=sources("", ".h") + sources("formulas", ".h") + sources("cpu", ".h") + (sources("cuda", ".cuh") if with_cuda else []),
             py_limited_api=True,
         )
     ],
@@ -141,5 +143,5 @@ setup(
     options={"bdist_wheel": {"py_limited_api": "cp39"}},
     python_requires=">=3.9",
     install_requires=["torch"],
-    entry_points={"console_scripts": ["artderiv=artderiv.__main__:main"]},
+    entry_points={"console_scripts": ["artderiv=artderiv.cli:main"]},
 )

@@ -12,22 +12,21 @@ autograd in C++::
 See docs/ops.md for the op contract and docs/derivatives.md for the shapes.
 """
 
-from . import derivatives, nn
+from . import derivatives, functional, nn
 from ._library import catalog, cpu_kernel_isa, library_path
-from .convert import convert, restore, set_blend, set_derivative
+from .convert import BlendSchedule, convert, restore, set_blend, set_derivative
 from .derivatives import Derivative
-from .functional import activation, leaky_relu, relu, sigmoid, tanh
+from .functional import *  # noqa: F401,F403  (one function per catalog activation)
 
 __version__ = "0.1.0"
 
-__all__ = [
+__all__ = functional.__all__ + [
+    "BlendSchedule",
     "Derivative",
-    "activation",
     "catalog",
     "convert",
     "cpu_kernel_isa",
     "derivatives",
-    "leaky_relu",
     "library_path",
     "list_activations",
     "list_derivatives",
@@ -35,9 +34,6 @@ __all__ = [
     "restore",
     "set_blend",
     "set_derivative",
-    "relu",
-    "sigmoid",
-    "tanh",
 ]
 
 
@@ -53,7 +49,8 @@ def list_activations() -> dict:
 
 
 def list_derivatives() -> dict:
-    """{name: {"params": {param: default}, "formula": str, "source": str}}."""
+    """{name: {"params": {param: default}, "formula": str, "source": str}}
+    (``like`` takes another activation's parameters, ``table`` knots and values)."""
     return {
         d["name"]: {
             "params": {p["name"]: p["default"] for p in d["params"]},

@@ -21,12 +21,41 @@ __all__ = ["Derivative", "resolve"]
 _CONSTRAINTS = {
     "positive": (lambda v: v > 0, "positive and finite"),
     "nonnegative": (lambda v: v >= 0, "non-negative and finite"),
+    "nonzero": (lambda v: v != 0, "non-zero and finite"),
     "finite": (lambda v: True, "finite"),
 }
 
 
 def _specs() -> Dict[str, dict]:
     return {d["name"]: d for d in catalog()["derivatives"]}
+
+
+def _param_specs(name: str) -> List[dict]:
+    """Parameter specs of a derivative name; for like:<g>, the activation g's."""
+    if name.startswith("like:"):
+        acts = {a["name"]: a for a in catalog()["activations"]}
+        other = name[len("like:"):]
+        if other not in acts:
+            raise ValueError(
+                f"artderiv.derivatives.like: unknown activation {other!r}; allowed: {', '.join(acts)}"
+            )
+        return acts[other]["params"]
+    specs = _specs()
+    if name not in specs or name == "like":
+        allowed = [n for n in specs if n != "like"] + ["like:<activation>"]
+        raise ValueError(f"artderiv.derivatives: unknown derivative {name!r}; allowed: {', '.join(allowed)}")
+    return specs[name]["params"]
+
+
+def _check_number(owner: str, pname: str, value, constraint: str = "finite") -> float:
+    ok, text = _CONSTRAINTS[constraint]
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"artderiv.derivatives.{owner}: parameter {pname!r} must be a number, got {value!r}") from None
+    if not (math.isfinite(value) and ok(value)):
+        raise ValueError(f"artderiv.derivatives.{owner}: parameter {pname!r} must be {text}, got {value}")
+    return value
 
 
 class Derivative:
@@ -38,51 +67,74 @@ class Derivative:
 
     __slots__ = ("name", "params")
 
-    def __init__(self, name: str, **params: float):
-        specs = _specs()
-        if name not in specs:
-            raise ValueError(
-                f"artderiv.derivatives: unknown derivative {name!r}; allowed: {', '.join(specs)}"
-            )
-        spec = specs[name]
-        known = [p["name"] for p in spec["params"]]
+    def __init__(self, name: str, **params):
+        if name == "table":
+            self.name, self.params = name, _table_params(**params)
+            return
+        specs = _param_specs(name)
+        known = [p["name"] for p in specs]
         unknown = set(params) - set(known)
         if unknown:
             raise TypeError(
                 f"artderiv.derivatives.{name}: unknown parameter(s) {sorted(unknown)}; "
                 f"allowed: {known or 'none'}"
             )
-        values = {}
-        for p in spec["params"]:
-            value = params.get(p["name"], p["default"])
-            ok, text = _CONSTRAINTS[p["constraint"]]
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                raise TypeError(
-                    f"artderiv.derivatives.{name}: parameter {p['name']!r} must be a number, got {value!r}"
-                ) from None
-            if not (math.isfinite(value) and ok(value)):
-                raise ValueError(
-                    f"artderiv.derivatives.{name}: parameter {p['name']!r} must be {text}, got {value}"
-                )
-            values[p["name"]] = value
         self.name = name
-        self.params = values
+        self.params = {
+            p["name"]: _check_number(name, p["name"], params.get(p["name"], p["default"]), p["constraint"])
+            for p in specs
+        }
 
     def args(self) -> Tuple[str, List[float]]:
         """(name, parameter values in catalog order): the op's arguments."""
+        if self.name == "table":
+            return self.name, list(self.params["knots"]) + list(self.params["values"])
         return self.name, list(self.params.values())
 
     def __repr__(self) -> str:
+        if self.name == "table":
+            return f"table(knots={self.params['knots']}, values={self.params['values']})"
         inner = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
+        if self.name.startswith("like:"):
+            return f"like({self.name[5:]!r}{', ' if inner else ''}{inner})"
         return f"{self.name}({inner})"
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Derivative) and self.args() == other.args()
 
     def __hash__(self) -> int:
-        return hash((self.name, tuple(self.params.values())))
+        name, values = self.args()
+        return hash((name, tuple(values)))
+
+
+def _table_params(knots=None, values=None, **extra) -> dict:
+    if extra or knots is None or values is None:
+        raise TypeError("artderiv.derivatives.table: takes knots and values (two sequences of numbers)")
+    knots = [_check_number("table", "knots", k) for k in knots]
+    values = [_check_number("table", "values", v) for v in values]
+    most = catalog()["max_table_knots"]
+    if len(knots) != len(values) or not 2 <= len(knots) <= most:
+        raise ValueError(
+            f"artderiv.derivatives.table: knots and values must have the same length, 2 to {most}; "
+            f"got {len(knots)} and {len(values)}"
+        )
+    if any(a >= b for a, b in zip(knots, knots[1:])):
+        raise ValueError(f"artderiv.derivatives.table: knots must be strictly increasing, got {knots}")
+    return {"knots": knots, "values": values}
+
+
+def like(activation: str, **params) -> Derivative:
+    """The exact derivative of another catalog activation, e.g. ``like("elu")``
+    or ``like("softplus", beta=4)``. For ReLU, like("elu"), like("silu"),
+    like("gelu"), like("b_silu"), like("nelu") are the SUGAR surrogates
+    (Horuz et al. 2025)."""
+    return Derivative(f"like:{activation}", **params)
+
+
+def table(knots, values) -> Derivative:
+    """Any shape: linear interpolation of (knots, values), constant outside;
+    2 to 16 strictly increasing knots. Evaluated inside the C++/CUDA kernels."""
+    return Derivative("table", knots=knots, values=values)
 
 
 DerivativeLike = Union[None, str, Derivative]
@@ -129,6 +181,7 @@ def _make_factory(spec: dict):
 
 
 for _spec in catalog()["derivatives"]:
-    globals()[_spec["name"]] = _make_factory(_spec)
+    if _spec["name"] not in ("like", "table"):  # those two have their own signatures above
+        globals()[_spec["name"]] = _make_factory(_spec)
     __all__.append(_spec["name"])
 del _spec

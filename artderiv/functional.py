@@ -1,22 +1,32 @@
 """Functional API: the activation's normal forward, an artificial derivative backward.
 
-Every function takes ``derivative``: None (the activation's default), a name
-such as ``"sigmoid"`` (default parameters) or an ``artderiv.derivatives``
+One function per catalog activation, with the activation's parameters (torch's
+names and defaults), then ``derivative``: None (the activation's default), a
+name such as ``"sigmoid"`` (default parameters) or an ``artderiv.derivatives``
 object such as ``derivatives.sigmoid(beta=4.0)``; and ``blend`` in [0, 1]: the
 backward uses ``(1 - blend) * artificial + blend * exact``. ``blend`` may be a
 float or a one-element tensor (a tensor can change every step without
-recompiling a compiled model).
+recompiling a compiled model)::
+
+    artderiv.relu(x)                                  # backward: sigma(x)
+    artderiv.leaky_relu(x, 0.2, "atan")
+    artderiv.step(x, threshold=0.5, derivative=D.fast_sigmoid(slope=10))
+    artderiv.gelu(x, approximate="tanh", derivative="exact_plus")
+
+The functions are made from the C++ catalog (csrc/formulas.h), so a new
+activation there appears here by itself.
 """
 
+import inspect
 from typing import List, Optional, Union
 
 import torch
 from torch import Tensor
 
-from . import _library  # noqa: F401  (loads the op library)
+from ._library import catalog
 from .derivatives import DerivativeLike, resolve
 
-__all__ = ["activation", "relu", "leaky_relu", "sigmoid", "tanh"]
+__all__ = ["activation"]
 
 BlendLike = Union[None, float, Tensor]
 
@@ -33,31 +43,48 @@ def activation(
     if blend is not None and not isinstance(blend, Tensor):
         blend = torch.tensor(float(blend), dtype=torch.float64)
     return torch.ops.artderiv.activation(
-        x, name, activation_params or [], deriv_name, deriv_params, blend, "input"
+        x, name, [float(p) for p in activation_params or []], deriv_name, deriv_params, blend, "input"
     )
 
 
-def relu(x: Tensor, derivative: DerivativeLike = None, *, blend: BlendLike = None) -> Tensor:
-    """ReLU forward; backward default ``sigmoid(beta=1)`` (Hu, Zhang & Ge 2021)."""
-    return activation(x, "relu", None, derivative, blend)
-
-
-def leaky_relu(
-    x: Tensor,
-    negative_slope: float = 0.01,
-    derivative: DerivativeLike = None,
-    *,
-    blend: BlendLike = None,
+def gelu(
+    x: Tensor, approximate: str = "none", derivative: DerivativeLike = None, *, blend: BlendLike = None
 ) -> Tensor:
-    """LeakyReLU forward; backward default ``sigmoid(beta=1)``."""
-    return activation(x, "leaky_relu", [float(negative_slope)], derivative, blend)
+    """GELU forward (``approximate="none"`` or ``"tanh"``, as torch); backward default ``exact``."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"artderiv.gelu: argument 'approximate' is {approximate!r}; allowed: 'none', 'tanh'")
+    return activation(x, "gelu" if approximate == "none" else "gelu_tanh", None, derivative, blend)
 
 
-def sigmoid(x: Tensor, derivative: DerivativeLike = None, *, blend: BlendLike = None) -> Tensor:
-    """Sigmoid forward; backward default ``exact_plus(c=0.05)`` (Roodschild et al. 2020)."""
-    return activation(x, "sigmoid", None, derivative, blend)
+def _make_function(spec: dict):
+    name, pspecs = spec["name"], spec["params"]
+    P = inspect.Parameter
+    signature = inspect.Signature(
+        [P("x", P.POSITIONAL_OR_KEYWORD, annotation=Tensor)]
+        + [P(p["name"], P.POSITIONAL_OR_KEYWORD, default=p["default"]) for p in pspecs]
+        + [P("derivative", P.POSITIONAL_OR_KEYWORD, default=None), P("blend", P.KEYWORD_ONLY, default=None)],
+        return_annotation=Tensor,
+    )
+
+    def function(*args, **kwargs) -> Tensor:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        a = bound.arguments
+        return activation(a["x"], name, [a[p["name"]] for p in pspecs], a["derivative"], a["blend"])
+
+    params = ", ".join(f"{p['name']}={p['default']:g}" for p in pspecs)
+    function.__name__ = function.__qualname__ = name
+    function.__signature__ = signature
+    function.__doc__ = (
+        f"``{name}`` forward{f' ({params})' if params else ''}; backward: the chosen derivative "
+        f"(default ``{spec['default_derivative']}``)."
+    )
+    return function
 
 
-def tanh(x: Tensor, derivative: DerivativeLike = None, *, blend: BlendLike = None) -> Tensor:
-    """Tanh forward; backward default ``exact_plus(c=0.05)``."""
-    return activation(x, "tanh", None, derivative, blend)
+for _spec in catalog()["activations"]:
+    if _spec["name"] != "gelu_tanh":  # reached through gelu(approximate="tanh")
+        if _spec["name"] != "gelu":
+            globals()[_spec["name"]] = _make_function(_spec)
+        __all__.append(_spec["name"])
+del _spec

@@ -2,16 +2,19 @@
 
     model = nn.Sequential(nn.Linear(8, 8), artderiv.nn.ReLU(derivative="sigmoid"))
 
-Every module stores its derivative as ``derivative_name: str`` and
-``derivative_params: List[float]`` (the op's arguments) and ``blend`` as a
-buffer, so it scripts with TorchScript, traces, and compiles with
-``torch.compile(fullgraph=True)``. Changing the derivative of a compiled model
-recompiles (the name and parameters are guarded constants). Changing ``blend``
-(a tensor) does not.
+One module per catalog activation, with torch.nn's class name, argument names,
+order and defaults (``LeakyReLU(negative_slope=0.01, inplace=False)``), plus a
+keyword-only ``derivative``. Every module stores its derivative as
+``derivative_name: str`` and ``derivative_params: List[float]`` (the op's
+arguments) and ``blend`` as a buffer, so it scripts with TorchScript, traces,
+and compiles with ``torch.compile(fullgraph=True)``. Changing the derivative of
+a compiled model recompiles (the name and parameters are guarded constants);
+changing ``blend`` (a tensor, updated in place) does not.
 """
 
+import inspect
 import warnings
-from typing import List
+from typing import Dict, List, Type
 
 import torch
 from torch import Tensor, nn
@@ -19,9 +22,32 @@ from torch import Tensor, nn
 from ._library import catalog
 from .derivatives import Derivative, DerivativeLike
 
-__all__ = ["Activation", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "MODULE_FOR_TORCH"]
+__all__ = ["Activation", "GELU", "MODULE_FOR_TORCH", "module_class"]
 
 _warned_inplace = False
+
+# torch.nn's class name of each activation and whether it takes `inplace`.
+# An activation without an entry gets a CamelCase name and no `inplace`.
+_TORCH_STYLE = {
+    "relu": ("ReLU", True),
+    "relu6": ("ReLU6", True),
+    "leaky_relu": ("LeakyReLU", True),
+    "elu": ("ELU", True),
+    "selu": ("SELU", True),
+    "celu": ("CELU", True),
+    "softplus": ("Softplus", False),
+    "sigmoid": ("Sigmoid", False),
+    "hardsigmoid": ("Hardsigmoid", True),
+    "tanh": ("Tanh", False),
+    "hardtanh": ("Hardtanh", True),
+    "silu": ("SiLU", True),
+    "hardswish": ("Hardswish", True),
+    "mish": ("Mish", True),
+    "step": ("Step", False),
+    "sign": ("Sign", False),
+    "b_silu": ("BSiLU", False),
+    "nelu": ("NeLU", False),
+}
 
 
 def _as_derivative(activation: str, derivative: DerivativeLike) -> Derivative:
@@ -43,14 +69,15 @@ class Activation(nn.Module):
     """Base of the artderiv modules: a catalog activation plus a derivative."""
 
     # Python-side conveniences that TorchScript must not compile.
-    __jit_unused_properties__ = ["derivative", "negative_slope"]
+    __jit_unused_properties__ = ["derivative"]
 
     activation_name: str
     activation_params: List[float]
     derivative_name: str
     derivative_params: List[float]
 
-    def __init__(self, activation: str, activation_params: List[float], derivative: DerivativeLike, inplace: bool = False):
+    def __init__(self, activation: str, activation_params: List[float], derivative: DerivativeLike,
+                 inplace: bool = False):
         super().__init__()
         self.activation_name = activation
         self.activation_params = [float(p) for p in activation_params]
@@ -77,11 +104,7 @@ class Activation(nn.Module):
 
     @property
     def derivative(self) -> Derivative:
-        return Derivative(self.derivative_name, **dict(zip(self._param_names(), self.derivative_params)))
-
-    def _param_names(self) -> List[str]:
-        spec = {d["name"]: d for d in catalog()["derivatives"]}[self.derivative_name]
-        return [p["name"] for p in spec["params"]]
+        return _derivative_from_args(self.derivative_name, self.derivative_params)
 
     def set_blend(self, value: float) -> None:
         """Sets blend in place (no recompile, no new tensor)."""
@@ -101,11 +124,12 @@ class Activation(nn.Module):
             "input",
         )
 
-    def _extra_repr_prefix(self) -> str:
-        return ""
+    def _activation_repr(self) -> List[str]:
+        specs = {a["name"]: a for a in catalog()["activations"]}[self.activation_name]["params"]
+        return [f"{p['name']}={v:g}" for p, v in zip(specs, self.activation_params)]
 
     def extra_repr(self) -> str:
-        parts = [self._extra_repr_prefix()] if self._extra_repr_prefix() else []
+        parts = self._activation_repr()
         if self.inplace:
             parts.append("inplace=True")
         parts.append(f"derivative={self.derivative!r}")
@@ -116,74 +140,111 @@ class Activation(nn.Module):
     # conversion to and from torch.nn
     @classmethod
     def from_torch(cls, module: nn.Module, derivative: DerivativeLike = None) -> "Activation":
-        raise NotImplementedError
+        """The artderiv module computing the same forward as a torch.nn one."""
+        kwargs = {p: getattr(module, p) for p in cls._torch_args}
+        return cls(**kwargs, derivative=derivative)
 
     def to_torch(self) -> nn.Module:
-        raise NotImplementedError
+        """The torch.nn module with the same forward."""
+        kwargs = {p: getattr(self, p) for p in self._torch_args}
+        return self._torch_class(**kwargs)
+
+    _torch_class: Type[nn.Module] = None
+    _torch_args: List[str] = []
 
 
-class ReLU(Activation):
-    """ReLU forward; backward default ``sigmoid(beta=1)``: sigma(x) (Hu et al. 2021)."""
-
-    def __init__(self, inplace: bool = False, *, derivative: DerivativeLike = None):
-        super().__init__("relu", [], derivative, inplace)
-
-    @classmethod
-    def from_torch(cls, module: nn.ReLU, derivative: DerivativeLike = None) -> "ReLU":
-        return cls(module.inplace, derivative=derivative)
-
-    def to_torch(self) -> nn.ReLU:
-        return nn.ReLU(self.inplace)
+def _derivative_from_args(name: str, values: List[float]) -> Derivative:
+    if name == "table":
+        n = len(values) // 2
+        return Derivative("table", knots=values[:n], values=values[n:])
+    if name.startswith("like:"):
+        specs = {a["name"]: a for a in catalog()["activations"]}[name[5:]]["params"]
+    else:
+        specs = {d["name"]: d for d in catalog()["derivatives"]}[name]["params"]
+    return Derivative(name, **{p["name"]: v for p, v in zip(specs, values)})
 
 
-class LeakyReLU(Activation):
-    """LeakyReLU forward; backward default ``sigmoid(beta=1)``."""
+def _make_module(spec: dict) -> Type[Activation]:
+    name = spec["name"]
+    pspecs = spec["params"]
+    class_name, has_inplace = _TORCH_STYLE.get(name, ("".join(w.title() for w in name.split("_")), False))
+    torch_class = getattr(nn, class_name, None)
+    param_names = [p["name"] for p in pspecs]
+    defaults = [p["default"] for p in pspecs]
 
-    def __init__(self, negative_slope: float = 0.01, inplace: bool = False, *, derivative: DerivativeLike = None):
-        super().__init__("leaky_relu", [negative_slope], derivative, inplace)
+    names = param_names + (["inplace"] if has_inplace else [])
 
-    @property
-    def negative_slope(self) -> float:
-        return self.activation_params[0]
+    def __init__(self, *args, derivative: DerivativeLike = None, **kwargs):
+        if len(args) > len(names):
+            raise TypeError(f"artderiv.nn.{class_name}: takes at most {len(names)} positional arguments")
+        values = dict(zip(param_names, defaults), inplace=False)
+        for key, value in list(zip(names, args)) + list(kwargs.items()):
+            if key not in names:
+                raise TypeError(f"artderiv.nn.{class_name}: unexpected argument {key!r}; allowed: {names}")
+            values[key] = value
+        Activation.__init__(self, name, [values[p] for p in param_names], derivative, bool(values["inplace"]))
 
-    def _extra_repr_prefix(self) -> str:
-        return f"negative_slope={self.negative_slope:g}"
+    # What help() and IDEs show: torch.nn's arguments, then `derivative`.
+    P = inspect.Parameter
+    __init__.__signature__ = inspect.Signature(
+        [P("self", P.POSITIONAL_OR_KEYWORD)]
+        + [P(n, P.POSITIONAL_OR_KEYWORD, default=d) for n, d in zip(param_names, defaults)]
+        + ([P("inplace", P.POSITIONAL_OR_KEYWORD, default=False)] if has_inplace else [])
+        + [P("derivative", P.KEYWORD_ONLY, default=None)]
+    )
+    attrs = {
+        "__init__": __init__,
+        "__doc__": f"torch.nn.{class_name} forward ({', '.join(f'{n}={d:g}' for n, d in zip(param_names, defaults)) or 'no parameters'}"
+        f"{', inplace=False' if has_inplace else ''}); backward: the chosen derivative "
+        f"(default ``{spec['default_derivative']}``).",
+        "__module__": __name__,
+        "__qualname__": class_name,
+        "_torch_class": torch_class,
+        "_torch_args": param_names + (["inplace"] if has_inplace else []),
+    }
+    # torch.nn-style attributes (module.negative_slope, module.alpha, ...):
+    # views of activation_params, assignable as in torch.nn, hidden from TorchScript.
+    for i, pname in enumerate(param_names):
+        attrs[pname] = property(
+            lambda self, i=i: self.activation_params[i],
+            lambda self, value, i=i: self.activation_params.__setitem__(i, float(value)),
+        )
+    attrs["__jit_unused_properties__"] = ["derivative"] + param_names
+    return type(class_name, (Activation,), attrs)
 
-    @classmethod
-    def from_torch(cls, module: nn.LeakyReLU, derivative: DerivativeLike = None) -> "LeakyReLU":
-        return cls(module.negative_slope, module.inplace, derivative=derivative)
 
-    def to_torch(self) -> nn.LeakyReLU:
-        return nn.LeakyReLU(self.negative_slope, self.inplace)
+class GELU(Activation):
+    """torch.nn.GELU forward (approximate="none" or "tanh"); backward default ``exact``."""
 
+    _torch_class = nn.GELU
+    _torch_args = ["approximate"]
 
-class Sigmoid(Activation):
-    """Sigmoid forward; backward default ``exact_plus(c=0.05)`` (Roodschild et al. 2020)."""
+    def __init__(self, approximate: str = "none", *, derivative: DerivativeLike = None):
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"artderiv.nn.GELU: argument 'approximate' is {approximate!r}; allowed: 'none', 'tanh'")
+        super().__init__("gelu" if approximate == "none" else "gelu_tanh", [], derivative)
+        self.approximate = approximate
 
-    def __init__(self, *, derivative: DerivativeLike = None):
-        super().__init__("sigmoid", [], derivative)
-
-    @classmethod
-    def from_torch(cls, module: nn.Sigmoid, derivative: DerivativeLike = None) -> "Sigmoid":
-        return cls(derivative=derivative)
-
-    def to_torch(self) -> nn.Sigmoid:
-        return nn.Sigmoid()
+    def _activation_repr(self) -> List[str]:
+        return [f"approximate={self.approximate!r}"] if self.approximate != "none" else []
 
 
-class Tanh(Activation):
-    """Tanh forward; backward default ``exact_plus(c=0.05)``."""
+_CLASSES: Dict[str, Type[Activation]] = {"gelu": GELU, "gelu_tanh": GELU}
+for _spec in catalog()["activations"]:
+    if _spec["name"] not in _CLASSES:
+        _cls = _make_module(_spec)
+        _CLASSES[_spec["name"]] = _cls
+        globals()[_cls.__name__] = _cls
+        __all__.append(_cls.__name__)
+del _spec, _cls
 
-    def __init__(self, *, derivative: DerivativeLike = None):
-        super().__init__("tanh", [], derivative)
 
-    @classmethod
-    def from_torch(cls, module: nn.Tanh, derivative: DerivativeLike = None) -> "Tanh":
-        return cls(derivative=derivative)
-
-    def to_torch(self) -> nn.Tanh:
-        return nn.Tanh()
+def module_class(activation: str) -> Type[Activation]:
+    """The artderiv module class of a catalog activation name."""
+    return _CLASSES[activation]
 
 
 # torch.nn type -> artderiv module type, for artderiv.convert / restore.
-MODULE_FOR_TORCH = {nn.ReLU: ReLU, nn.LeakyReLU: LeakyReLU, nn.Sigmoid: Sigmoid, nn.Tanh: Tanh}
+MODULE_FOR_TORCH: Dict[Type[nn.Module], Type[Activation]] = {
+    cls._torch_class: cls for cls in set(_CLASSES.values()) if cls._torch_class is not None
+}

@@ -9,11 +9,15 @@
 namespace artderiv {
 namespace {
 
+using CheckFn = const char* (*)(const Params<double>&);
+
 struct ActivationEntry {
   const char* name;
   Act act;
   c10::ArrayRef<ParamSpec> params;
   const char* default_derivative;
+  CheckFn check;
+  double (*center)(const Params<double>&);
 };
 
 struct DerivativeEntry {
@@ -21,18 +25,23 @@ struct DerivativeEntry {
   Deriv deriv;
   c10::ArrayRef<ParamSpec> params;
   bool uses_exact;
+  bool variadic;
+  CheckFn check;
   const char* formula;
   const char* source;
 };
 
-#define ARTDERIV_ACT_ENTRY(id, S) {S::name, Act::id, S::params, S::default_derivative},
+#define ARTDERIV_ACT_ENTRY(id, S) \
+  {S::name, Act::id, S::params, S::default_derivative, &S::check, &S::center},
 const ActivationEntry kActivations[] = {ARTDERIV_ACTIVATIONS(ARTDERIV_ACT_ENTRY)};
 #undef ARTDERIV_ACT_ENTRY
 
 #define ARTDERIV_DERIV_ENTRY(id, S) \
-  {S::name, Deriv::id, S::params, S::uses_exact, S::formula, S::source},
+  {S::name, Deriv::id, S::params, S::uses_exact, S::variadic, &S::check, S::formula, S::source},
 const DerivativeEntry kDerivatives[] = {ARTDERIV_DERIVATIVES(ARTDERIV_DERIV_ENTRY)};
 #undef ARTDERIV_DERIV_ENTRY
+
+constexpr const char* kLikePrefix = "like:";
 
 template <class Entries>
 std::string names_of(const Entries& entries) {
@@ -59,6 +68,8 @@ const char* constraint_text(Constraint c) {
       return "positive and finite";
     case Constraint::NonNegative:
       return "non-negative and finite";
+    case Constraint::NonZero:
+      return "non-zero and finite";
     case Constraint::Finite:
       break;
   }
@@ -72,6 +83,8 @@ bool satisfies(double v, Constraint c) {
       return v > 0;
     case Constraint::NonNegative:
       return v >= 0;
+    case Constraint::NonZero:
+      return v != 0;
     case Constraint::Finite:
       break;
   }
@@ -79,20 +92,38 @@ bool satisfies(double v, Constraint c) {
 }
 
 // Fills defaults and checks each value; `what` names the argument in errors.
+// A variadic formula (table) takes the list as given, all values finite.
 Params<double> resolve_params(const char* op, const char* what, const char* owner,
-                              c10::ArrayRef<ParamSpec> specs, c10::ArrayRef<double> given) {
-  TORCH_CHECK_VALUE(given.size() <= specs.size(), "artderiv.", op, ": argument '", what, "' for '",
-                    owner, "' takes at most ", specs.size(), " value(s) (", param_names(specs),
-                    "), got ", given.size());
-  double values[kMaxParams] = {0.0, 0.0};
-  for (size_t i = 0; i < specs.size(); ++i) {
-    const double v = i < given.size() ? given[i] : specs[i].default_value;
-    TORCH_CHECK_VALUE(satisfies(v, specs[i].constraint), "artderiv.", op, ": argument '", what,
-                      "': parameter '", specs[i].name, "' of '", owner, "' must be ",
-                      constraint_text(specs[i].constraint), ", got ", v);
-    values[i] = v;
+                              c10::ArrayRef<ParamSpec> specs, bool variadic, CheckFn check,
+                              c10::ArrayRef<double> given) {
+  Params<double> p{};
+  if (variadic) {
+    TORCH_CHECK_VALUE(given.size() <= static_cast<size_t>(kMaxParams), "artderiv.", op,
+                      ": argument '", what, "' for '", owner, "' takes at most ", kMaxParams,
+                      " values, got ", given.size());
+    for (size_t i = 0; i < given.size(); ++i) {
+      TORCH_CHECK_VALUE(std::isfinite(given[i]), "artderiv.", op, ": argument '", what,
+                        "' for '", owner, "': value ", i, " must be finite, got ", given[i]);
+      p.v[i] = given[i];
+    }
+    p.count = static_cast<int>(given.size());
+  } else {
+    TORCH_CHECK_VALUE(given.size() <= specs.size(), "artderiv.", op, ": argument '", what,
+                      "' for '", owner, "' takes at most ", specs.size(), " value(s) (",
+                      param_names(specs), "), got ", given.size());
+    for (size_t i = 0; i < specs.size(); ++i) {
+      const double v = i < given.size() ? given[i] : specs[i].default_value;
+      TORCH_CHECK_VALUE(satisfies(v, specs[i].constraint), "artderiv.", op, ": argument '",
+                        what, "': parameter '", specs[i].name, "' of '", owner, "' must be ",
+                        constraint_text(specs[i].constraint), ", got ", v);
+      p.v[i] = v;
+    }
+    p.count = static_cast<int>(specs.size());
   }
-  return {values[0], values[1]};
+  const char* problem = check(p);
+  TORCH_CHECK_VALUE(problem == nullptr, "artderiv.", op, ": argument '", what, "' for '", owner,
+                    "': ", problem ? problem : "");
+  return p;
 }
 
 void append_params_json(std::ostringstream& os, c10::ArrayRef<ParamSpec> specs) {
@@ -100,6 +131,7 @@ void append_params_json(std::ostringstream& os, c10::ArrayRef<ParamSpec> specs) 
   for (size_t i = 0; i < specs.size(); ++i) {
     const char* c = specs[i].constraint == Constraint::Positive      ? "positive"
                     : specs[i].constraint == Constraint::NonNegative ? "nonnegative"
+                    : specs[i].constraint == Constraint::NonZero     ? "nonzero"
                                                                      : "finite";
     os << (i ? ", " : "") << "{\"name\": \"" << specs[i].name
        << "\", \"default\": " << specs[i].default_value << ", \"constraint\": \"" << c << "\"}";
@@ -112,7 +144,9 @@ void append_params_json(std::ostringstream& os, c10::ArrayRef<ParamSpec> specs) 
 ActivationSpec resolve_activation(c10::string_view activation, c10::ArrayRef<double> params) {
   for (const auto& e : kActivations) {
     if (activation == e.name) {
-      return {e.act, resolve_params(e.name, "activation_params", e.name, e.params, params), e.name};
+      const Params<double> p =
+          resolve_params(e.name, "activation_params", e.name, e.params, false, e.check, params);
+      return {e.act, p, e.name, e.center(p)};
     }
   }
   TORCH_CHECK_VALUE(false, "artderiv::activation: argument 'activation' is '", activation,
@@ -126,14 +160,32 @@ DerivativeSpec resolve_derivative(const ActivationSpec& act, c10::string_view de
       if (a.act == act.act) derivative = a.default_derivative;
     }
   }
+  const c10::string_view like_prefix(kLikePrefix);
+  if (derivative.substr(0, like_prefix.size()) == like_prefix) {
+    const c10::string_view other = derivative.substr(like_prefix.size());
+    for (const auto& a : kActivations) {
+      if (other == a.name) {
+        const Params<double> p =
+            resolve_params(act.name, "derivative_params", a.name, a.params, false, a.check, params);
+        return {Deriv::exact, Params<double>{}, true, a.act, p, true};
+      }
+    }
+    TORCH_CHECK_VALUE(false, "artderiv.", act.name, ": argument 'derivative' is '", derivative,
+                      "'; 'like:' takes an activation: ", names_of(kActivations));
+  }
   for (const auto& e : kDerivatives) {
     if (derivative == e.name) {
-      return {e.deriv, resolve_params(act.name, "derivative_params", e.name, e.params, params),
-              e.uses_exact};
+      return {e.deriv,
+              resolve_params(act.name, "derivative_params", e.name, e.params, e.variadic, e.check,
+                             params),
+              e.uses_exact,
+              act.act,
+              act.params,
+              false};
     }
   }
   TORCH_CHECK_VALUE(false, "artderiv.", act.name, ": argument 'derivative' is '", derivative,
-                    "'; allowed: default, ", names_of(kDerivatives));
+                    "'; allowed: default, ", names_of(kDerivatives), ", like:<activation>");
 }
 
 void check_save_mode(const ActivationSpec& act, c10::string_view save) {
@@ -141,11 +193,11 @@ void check_save_mode(const ActivationSpec& act, c10::string_view save) {
                     "'; allowed: ", kSaveInput);
 }
 
-void check_input(const ActivationSpec& act, const at::Tensor& x) {
-  TORCH_CHECK(x.defined(), "artderiv.", act.name, ": argument 'x' is an undefined tensor");
+void check_input(const ActivationSpec& act, const at::Tensor& x, const char* arg) {
+  TORCH_CHECK(x.defined(), "artderiv.", act.name, ": argument '", arg, "' is an undefined tensor");
   const auto t = x.scalar_type();
   TORCH_CHECK_TYPE(t == at::kFloat || t == at::kDouble || t == at::kHalf || t == at::kBFloat16,
-                   "artderiv.", act.name, ": argument 'x' has dtype ", t,
+                   "artderiv.", act.name, ": argument '", arg, "' has dtype ", t,
                    "; allowed: float32, float64, float16, bfloat16");
 }
 
@@ -154,8 +206,13 @@ void check_grad(const ActivationSpec& act, const at::Tensor& grad, const at::Ten
   TORCH_CHECK_TYPE(grad.scalar_type() == x.scalar_type(), "artderiv.", act.name,
                    ": argument 'grad' has dtype ", grad.scalar_type(), "; must match x's dtype ",
                    x.scalar_type());
-  TORCH_CHECK_VALUE(grad.sizes() == x.sizes(), "artderiv.", act.name, ": argument 'grad' has shape ",
-                    grad.sizes(), "; must match x's shape ", x.sizes());
+  // Symbolic sizes (torch.compile dynamic shapes) are compared without specialising them.
+  bool same_shape = grad.dim() == x.dim();
+  for (int64_t i = 0; same_shape && i < x.dim(); ++i) {
+    same_shape = grad.sym_size(i).sym_eq(x.sym_size(i)).guard_bool(__FILE__, __LINE__);
+  }
+  TORCH_CHECK_VALUE(same_shape, "artderiv.", act.name, ": argument 'grad' has shape ",
+                    grad.sym_sizes(), "; must match x's shape ", x.sym_sizes());
   TORCH_CHECK(grad.device() == x.device(), "artderiv.", act.name, ": argument 'grad' is on ",
               grad.device(), "; must be on x's device ", x.device());
 }
@@ -171,6 +228,11 @@ void check_blend(const ActivationSpec& act, const std::optional<at::Tensor>& ble
   TORCH_CHECK(blend->device() == x.device() || blend->device().is_cpu(), "artderiv.", act.name,
               ": argument 'blend' is on ", blend->device(), "; allowed: x's device (",
               x.device(), ") or cpu");
+  // A real CPU value is checked at the call, in every mode; fake and meta
+  // tensors (torch.compile tracing) have no value to read.
+  if (blend->is_cpu() && !blend->unsafeGetTensorImpl()->is_python_dispatch()) {
+    read_cpu_blend(act, blend);
+  }
 }
 
 double read_cpu_blend(const ActivationSpec& act, const std::optional<at::Tensor>& blend) {
@@ -197,11 +259,15 @@ std::string catalog_json() {
   for (const auto& e : kDerivatives) {
     os << (first ? "" : ", ") << "{\"name\": \"" << e.name << "\", \"params\": ";
     append_params_json(os, e.params);
-    os << ", \"uses_exact\": " << (e.uses_exact ? "true" : "false") << ", \"formula\": \""
+    os << ", \"uses_exact\": " << (e.uses_exact ? "true" : "false")
+       << ", \"variadic\": " << (e.variadic ? "true" : "false") << ", \"formula\": \""
        << e.formula << "\", \"source\": \"" << e.source << "\"}";
     first = false;
   }
-  os << "]}";
+  os << ", {\"name\": \"like\", \"params\": [], \"uses_exact\": true, \"variadic\": false, "
+        "\"formula\": \"g'(x) for another activation g (op name like:<g>, params: g's)\", "
+        "\"source\": \"SUGAR, Horuz et al. 2025 (e.g. relu with like:elu, like:silu)\"}";
+  os << "], \"max_table_knots\": " << kMaxTableKnots << "}";
   return os.str();
 }
 

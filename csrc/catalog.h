@@ -19,12 +19,18 @@ struct ActivationSpec {
   Act act;
   Params<double> params;
   const char* name;  // e.g. "relu", used in error messages
+  double center;     // the surrogate shapes see x - center (step's threshold)
 };
 
 struct DerivativeSpec {
   Deriv deriv;
   Params<double> params;
-  bool uses_exact;  // the shape reads f'(x)
+  bool uses_exact;  // the shape reads an f'(x) ...
+  // ... of this activation: the layer's own, or another one for
+  // "like:<activation>" (the exact derivative of another activation).
+  Act exact_of;
+  Params<double> exact_of_params;
+  bool like;
 };
 
 // The only save mode so far: the forward keeps its input for the backward.
@@ -32,20 +38,22 @@ constexpr const char* kSaveInput = "input";
 
 ActivationSpec resolve_activation(c10::string_view activation, c10::ArrayRef<double> params);
 
-// `derivative` is a catalog name or "default" (the activation's default shape).
-// An empty `params` means the defaults; a shorter list fills the rest with them.
+// `derivative` is a catalog name, "like:<activation>" (its params are that
+// activation's) or "default" (the activation's default shape). An empty
+// `params` means the defaults; a shorter list fills the rest with them.
 DerivativeSpec resolve_derivative(const ActivationSpec& act, c10::string_view derivative,
                                   c10::ArrayRef<double> params);
 
 void check_save_mode(const ActivationSpec& act, c10::string_view save);
 
-// x: a floating tensor (float32, float64, float16, bfloat16).
-void check_input(const ActivationSpec& act, const at::Tensor& x);
+// x: a floating tensor (float32, float64, float16, bfloat16); `arg` names it in errors.
+void check_input(const ActivationSpec& act, const at::Tensor& x, const char* arg = "x");
 
 // grad: same dtype, device and shape as x (any strides).
 void check_grad(const ActivationSpec& act, const at::Tensor& grad, const at::Tensor& x);
 
-// blend: a one-element floating tensor on x's device or the CPU.
+// blend: a one-element floating tensor on x's device or the CPU; a real CPU
+// blend must also be in [0, 1] (a CUDA one is not read: that would sync).
 void check_blend(const ActivationSpec& act, const std::optional<at::Tensor>& blend,
                  const at::Tensor& x);
 

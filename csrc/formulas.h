@@ -1,10 +1,7 @@
 // The one definition of every activation and every derivative shape.
 //
-// Each activation is a struct with its metadata (name, parameters, default
-// derivative), its forward f(x) and its exact derivative f'(x). Each derivative
-// shape is a struct with its metadata and eval(x, exact, p): the factor the
-// backward multiplies into the incoming gradient, given the input x and the
-// activation's exact derivative at x (used by `exact`, `exact_plus`, blending).
+//   formulas/activations.h   forward f(x) and exact derivative f'(x)
+//   formulas/derivatives.h   the backward's factor eval(x, f'(x), params)
 //
 // The formulas are templates over T, written only with + - * /, comparisons
 // and the artderiv::math functions, so the same text compiles to
@@ -12,178 +9,58 @@
 //   - at::vec::Vectorized<float/double> code in the CPU kernels (cpu/vec_math.h).
 // Half and bfloat16 tensors are computed in float (T = float) and rounded once.
 //
-// Adding an activation or a derivative: write its struct here and add one line
-// to ARTDERIV_ACTIVATIONS or ARTDERIV_DERIVATIVES. Nothing else changes.
+// Adding an activation or a derivative: write its struct in one of the two
+// files and add one line to ARTDERIV_ACTIVATIONS or ARTDERIV_DERIVATIVES
+// below. Kernels, catalog, checks, Python API and docs follow from these.
+// (`like:<activation>`, the exact derivative of another activation, needs no
+// struct: it is the `exact` shape reading another activation's f'.)
 #pragma once
 
-#include <array>
-#include <cstdint>
-
-#include "scalar_math.h"
+#include "formulas/activations.h"
+#include "formulas/derivatives.h"
 
 namespace artderiv {
 
-// Parameters travel by value into every kernel. Two slots cover every
-// activation and derivative of the catalog.
-constexpr int kMaxParams = 2;
-
-template <class T>
-struct Params {
-  T p0, p1;
-};
-
-// What a parameter may be; every parameter must also be finite.
-enum class Constraint : uint8_t { Finite, Positive, NonNegative };
-
-struct ParamSpec {
-  const char* name;
-  double default_value;
-  Constraint constraint;
-};
-
-// -------------------------------------------------------------------------
-// Shared sub-formulas
-// -------------------------------------------------------------------------
-
-// Logistic sigma(x) = 1 / (1 + exp(-x)), as in ATen's CPU and CUDA sigmoid.
-template <class T>
-ARTDERIV_HD T logistic(T x) {
-  return T(1) / (T(1) + math::exp(math::neg(x)));
-}
-
-// -------------------------------------------------------------------------
-// Activations: forward f(x) and exact derivative f'(x), PyTorch's semantics.
-// -------------------------------------------------------------------------
-
-struct Relu {
-  static constexpr const char* name = "relu";
-  static constexpr const char* default_derivative = "sigmoid";
-  static constexpr std::array<ParamSpec, 0> params{};
-  // `x < 0 ? 0 : x` keeps NaN and -0.0 as torch.relu does.
-  template <class T>
-  ARTDERIV_HD static T forward(T x, const Params<T>&) {
-    return math::select(x < T(0), T(0), x);
-  }
-  // relu'(0) = 0; NaN passes the gradient, as threshold_backward does.
-  template <class T>
-  ARTDERIV_HD static T derivative(T x, const Params<T>&) {
-    return math::select(x <= T(0), T(0), T(1));
-  }
-};
-
-struct LeakyRelu {
-  static constexpr const char* name = "leaky_relu";
-  static constexpr const char* default_derivative = "sigmoid";
-  static constexpr std::array<ParamSpec, 1> params{{{"negative_slope", 0.01, Constraint::Finite}}};
-  template <class T>
-  ARTDERIV_HD static T forward(T x, const Params<T>& p) {
-    return math::select(x > T(0), x, x * p.p0);
-  }
-  template <class T>
-  ARTDERIV_HD static T derivative(T x, const Params<T>& p) {
-    return math::select(x > T(0), T(1), p.p0);
-  }
-};
-
-struct Sigmoid {
-  static constexpr const char* name = "sigmoid";
-  static constexpr const char* default_derivative = "exact_plus";
-  static constexpr std::array<ParamSpec, 0> params{};
-  template <class T>
-  ARTDERIV_HD static T forward(T x, const Params<T>&) {
-    return logistic(x);
-  }
-  template <class T>
-  ARTDERIV_HD static T derivative(T x, const Params<T>&) {
-    const T s = logistic(x);
-    return (T(1) - s) * s;
-  }
-};
-
-struct Tanh {
-  static constexpr const char* name = "tanh";
-  static constexpr const char* default_derivative = "exact_plus";
-  static constexpr std::array<ParamSpec, 0> params{};
-  template <class T>
-  ARTDERIV_HD static T forward(T x, const Params<T>&) {
-    return math::tanh(x);
-  }
-  template <class T>
-  ARTDERIV_HD static T derivative(T x, const Params<T>&) {
-    const T t = math::tanh(x);
-    return T(1) - t * t;
-  }
-};
-
-// -------------------------------------------------------------------------
-// Derivative shapes: the factor the backward multiplies into the gradient.
-// `exact` is the activation's f'(x); it is only computed when
-// uses_exact is true or a blend is given.
-// -------------------------------------------------------------------------
-
-struct Exact {
-  static constexpr const char* name = "exact";
-  static constexpr const char* formula = "f'(x)";
-  static constexpr const char* source = "the activation's true derivative";
-  static constexpr bool uses_exact = true;
-  static constexpr std::array<ParamSpec, 0> params{};
-  template <class T>
-  ARTDERIV_HD static T eval(T, T exact, const Params<T>&) {
-    return exact;
-  }
-};
-
-struct SigmoidRamp {
-  static constexpr const char* name = "sigmoid";
-  static constexpr const char* formula = "sigma(beta*x)";
-  static constexpr const char* source = "Hu, Zhang & Ge, IEEE Access 2021 (artificial derivative of ReLU)";
-  static constexpr bool uses_exact = false;
-  static constexpr std::array<ParamSpec, 1> params{{{"beta", 1.0, Constraint::Positive}}};
-  template <class T>
-  ARTDERIV_HD static T eval(T x, T, const Params<T>& p) {
-    return logistic(p.p0 * x);
-  }
-};
-
-struct ExactPlus {
-  static constexpr const char* name = "exact_plus";
-  static constexpr const char* formula = "f'(x) + c";
-  static constexpr const char* source = "Roodschild, Gotay Sardinas & Will, 2020";
-  static constexpr bool uses_exact = true;
-  static constexpr std::array<ParamSpec, 1> params{{{"c", 0.05, Constraint::NonNegative}}};
-  template <class T>
-  ARTDERIV_HD static T eval(T, T exact, const Params<T>& p) {
-    return exact + p.p0;
-  }
-};
-
-struct Atan {
-  static constexpr const char* name = "atan";
-  static constexpr const char* formula = "(alpha/2) / (1 + (pi*alpha*x/2)^2)";
-  static constexpr const char* source = "snnTorch atan, SpikingJelly ATan (surrogate gradient)";
-  static constexpr bool uses_exact = false;
-  static constexpr std::array<ParamSpec, 1> params{{{"alpha", 2.0, Constraint::Positive}}};
-  template <class T>
-  ARTDERIV_HD static T eval(T x, T, const Params<T>& p) {
-    const T u = T(1.5707963267948966) * p.p0 * x;  // pi/2 * alpha * x
-    return (T(0.5) * p.p0) / (T(1) + u * u);
-  }
-};
-
-// -------------------------------------------------------------------------
-// The catalog: one line per activation / derivative. _(EnumName, Struct)
-// -------------------------------------------------------------------------
+// _(EnumName, Struct)
 #define ARTDERIV_ACTIVATIONS(_) \
   _(relu, Relu)                 \
+  _(relu6, Relu6)               \
   _(leaky_relu, LeakyRelu)      \
+  _(elu, Elu)                   \
+  _(selu, Selu)                 \
+  _(celu, Celu)                 \
+  _(softplus, Softplus)         \
   _(sigmoid, Sigmoid)           \
-  _(tanh, Tanh)
+  _(hardsigmoid, Hardsigmoid)   \
+  _(tanh, Tanh)                 \
+  _(hardtanh, Hardtanh)         \
+  _(silu, Silu)                 \
+  _(hardswish, Hardswish)       \
+  _(gelu, Gelu)                 \
+  _(gelu_tanh, GeluTanh)        \
+  _(mish, Mish)                 \
+  _(step, Step)                 \
+  _(sign, Sign)                 \
+  _(b_silu, BSilu)              \
+  _(nelu, Nelu)
 
-#define ARTDERIV_DERIVATIVES(_) \
-  _(exact, Exact)               \
-  _(sigmoid, SigmoidRamp)       \
-  _(exact_plus, ExactPlus)      \
-  _(atan, Atan)
+#define ARTDERIV_DERIVATIVES(_)    \
+  _(exact, Exact)                  \
+  _(sigmoid, SigmoidRamp)          \
+  _(exact_plus, ExactPlus)         \
+  _(floor, Floor)                  \
+  _(sigmoid_prime, SigmoidPrime)   \
+  _(atan, Atan)                    \
+  _(fast_sigmoid, FastSigmoid)     \
+  _(erf, Erf)                      \
+  _(triangle, Triangle)            \
+  _(rectangle, Rectangle)          \
+  _(softsign, Softsign)            \
+  _(exponential, Exponential)      \
+  _(piecewise_leaky, PiecewiseLeaky) \
+  _(gaussian, Gaussian)            \
+  _(identity, Identity)            \
+  _(table, Table)
 
 #define ARTDERIV_ENUM_ENTRY(id, S) id,
 enum class Act : uint8_t { ARTDERIV_ACTIVATIONS(ARTDERIV_ENUM_ENTRY) };

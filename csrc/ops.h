@@ -28,7 +28,7 @@ at::Tensor forward_op(const at::Tensor& x, c10::string_view activation,
   const ActivationSpec act = resolve_activation(activation, activation_params);
   check_input(act, x);
   at::Tensor y = at::empty_like(x);
-  if (y.numel() > 0) kernel(y, x, act);
+  kernel(y, x, act);  // kernels handle empty tensors (no numel(): shapes may be symbolic)
   return y;
 }
 
@@ -40,11 +40,11 @@ at::Tensor backward_op(const at::Tensor& grad, const at::Tensor& saved, c10::str
   const ActivationSpec act = resolve_activation(activation, activation_params);
   const DerivativeSpec deriv = resolve_derivative(act, derivative, derivative_params);
   check_save_mode(act, save);
-  check_input(act, saved);
+  check_input(act, saved, "saved");
   check_grad(act, grad, saved);
   check_blend(act, blend, saved);
   at::Tensor grad_x = at::empty_like(saved);
-  if (grad_x.numel() > 0) kernel(grad_x, grad, saved, act, deriv, blend);
+  kernel(grad_x, grad, saved, act, deriv, blend);
   return grad_x;
 }
 

@@ -34,8 +34,27 @@ ARTDERIV_HD double abs(double x) { return ::fabs(x); }
 ARTDERIV_HD float exp(float x) { return ::expf(x); }
 ARTDERIV_HD double exp(double x) { return ::exp(x); }
 
+ARTDERIV_HD float expm1(float x) { return ::expm1f(x); }
+ARTDERIV_HD double expm1(double x) { return ::expm1(x); }
+
+ARTDERIV_HD float log1p(float x) { return ::log1pf(x); }
+ARTDERIV_HD double log1p(double x) { return ::log1p(x); }
+
 ARTDERIV_HD float tanh(float x) { return ::tanhf(x); }
 ARTDERIV_HD double tanh(double x) { return ::tanh(x); }
+
+ARTDERIV_HD float erf(float x) { return ::erff(x); }
+ARTDERIV_HD double erf(double x) { return ::erf(x); }
+
+// Both masks hold (a comparison result each).
+ARTDERIV_HD bool both(bool a, bool b) { return a && b; }
+
+// grad * d, except that a zero factor blocks the gradient entirely (+0 even
+// for an inf or NaN grad), as torch's threshold_backward / hardtanh_backward.
+template <class T>
+ARTDERIV_HD T gate(T grad, T d) {
+  return d == T(0) ? T(0) : grad * d;
+}
 
 // NaN-propagating max/min (IEEE 754-2019 maximum/minimum), like
 // at::vec::maximum and torch.maximum; std::fmax would drop the NaN.

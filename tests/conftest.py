@@ -20,7 +20,7 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-import artderiv  # noqa: E402
+import artderiv  # noqa: E402,F401  (loads the op library: torch.ops.artderiv)
 
 OPS = torch.ops.artderiv
 
@@ -86,9 +86,6 @@ ACTIVATIONS = [
     ActCase("tanh", [], torch.tanh, _tanh_exact, "exact_plus"),
 ]
 ACT_IDS = [a.id for a in ACTIVATIONS]
-# One case per catalog activation (default parameters).
-BASE_ACTIVATIONS = [a for a in ACTIVATIONS if not a.params]
-BASE_ACT_IDS = [a.id for a in BASE_ACTIVATIONS]
 
 # ---------------------------------------------------------------------------
 # Derivative shapes: name, derivative_params, float64 reference

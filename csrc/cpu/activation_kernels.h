@@ -43,7 +43,10 @@ constexpr int64_t kBlock = 512;
 
 template <class T>
 Params<Vectorized<T>> broadcast(const Params<double>& p) {
-  return {Vectorized<T>(static_cast<T>(p.p0)), Vectorized<T>(static_cast<T>(p.p1))};
+  Params<Vectorized<T>> out;
+  for (int i = 0; i < p.count; ++i) out.v[i] = Vectorized<T>(static_cast<T>(p.v[i]));
+  out.count = p.count;
+  return out;
 }
 
 // Applies body(i, len) to full vectors, then to the tail as one partial vector.
@@ -60,8 +63,9 @@ inline void for_each_vector(int64_t n, const Body& body) {
 template <class T>
 using UnaryBlockFn = void (*)(const T* x, T* out, int64_t n, const Params<double>& p);
 template <class T>
-using BackwardBlockFn = void (*)(const T* grad, const T* x, const T* exact, T* grad_x, int64_t n,
-                                 const Params<double>& p, T blend);
+using BackwardBlockFn = void (*)(const T* grad, const T* x, const T* shape_exact,
+                                 const T* blend_exact, T* grad_x, int64_t n,
+                                 const Params<double>& p, T blend, T center);
 
 template <class A, class T>
 void forward_block(const T* x, T* y, int64_t n, const Params<double>& params) {
@@ -81,19 +85,20 @@ void exact_block(const T* x, T* exact, int64_t n, const Params<double>& params) 
   });
 }
 
-// grad_x = grad * d(x), d = shape, or (1 - blend) * shape + blend * f'(x).
+// grad_x = grad * d, d = shape(x - center, f'(x)), or when blending
+// (1 - blend) * shape + blend * f'(x). shape_exact and blend_exact are the
+// same buffer unless the shape reads another activation's f' (like:<g>).
 template <class D, bool kBlend, class T>
-void backward_block(const T* grad, const T* x, const T* exact, T* grad_x, int64_t n,
-                    const Params<double>& params, T blend) {
+void backward_block(const T* grad, const T* x, const T* shape_exact, const T* blend_exact,
+                    T* grad_x, int64_t n, const Params<double>& params, T blend, T center) {
   using V = Vectorized<T>;
-  constexpr bool kReadsExact = D::uses_exact || kBlend;
   const auto p = broadcast<T>(params);
-  const V b(blend), keep(T(1) - blend);
+  const V b(blend), keep(T(1) - blend), c(center);
   for_each_vector<T>(n, [&](int64_t i, int64_t len) {
-    const V e = kReadsExact ? V::loadu(exact + i, len) : V(T(0));
-    V d = D::eval(V::loadu(x + i, len), e, p);
-    if constexpr (kBlend) d = keep * d + b * e;
-    (V::loadu(grad + i, len) * d).store(grad_x + i, len);
+    const V e = D::uses_exact ? V::loadu(shape_exact + i, len) : V(T(0));
+    V d = D::eval(V::loadu(x + i, len) - c, e, p);
+    if constexpr (kBlend) d = keep * d + b * V::loadu(blend_exact + i, len);
+    math::gate(V::loadu(grad + i, len), d).store(grad_x + i, len);
   });
 }
 
@@ -194,18 +199,29 @@ inline void backward(at::TensorIteratorBase& iter, const ActivationSpec& act,
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.dtype(), "artderiv_backward", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
     const bool blending = blend != 0.0;
-    const bool needs_exact = deriv.uses_exact || blending;
-    const UnaryBlockFn<opmath_t> exact = exact_block_for<opmath_t>(act.act);
+    // f'(x) for the shape (the layer's activation, or another for like:<g>),
+    // and the layer's own f'(x) for blending: one buffer unless like:<g>.
+    const UnaryBlockFn<opmath_t> shape_exact = exact_block_for<opmath_t>(deriv.exact_of);
+    const UnaryBlockFn<opmath_t> own_exact = exact_block_for<opmath_t>(act.act);
+    const bool separate_blend_exact = blending && deriv.like;
     const BackwardBlockFn<opmath_t> block = backward_block_for<opmath_t>(deriv.deriv, blending);
-    const Params<double> ap = act.params, dp = deriv.params;
+    const Params<double> dp = deriv.params;
     const opmath_t b = static_cast<opmath_t>(blend);
+    const opmath_t center = static_cast<opmath_t>(act.center);
     iter.for_each([&](char** data, const int64_t* strides, int64_t n) {
-      for_each_block<scalar_t, 2>(data, strides, n,
-                                  [&](const opmath_t* const* in, opmath_t* out, int64_t len) {
-                                    opmath_t exact_buf[kBlock];
-                                    if (needs_exact) exact(in[1], exact_buf, len, ap);
-                                    block(in[0], in[1], exact_buf, out, len, dp, b);
-                                  });
+      for_each_block<scalar_t, 2>(data, strides, n, [&](const opmath_t* const* in, opmath_t* out,
+                                                        int64_t len) {
+        opmath_t exact_buf[kBlock];
+        opmath_t own_buf[kBlock];
+        if (deriv.uses_exact) {
+          shape_exact(in[1], exact_buf, len, deriv.exact_of_params);
+        } else if (blending) {
+          own_exact(in[1], exact_buf, len, act.params);
+        }
+        if (separate_blend_exact) own_exact(in[1], own_buf, len, act.params);
+        block(in[0], in[1], exact_buf, separate_blend_exact ? own_buf : exact_buf, out, len, dp, b,
+              center);
+      });
     });
   });
 }

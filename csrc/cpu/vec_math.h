@@ -34,8 +34,36 @@ inline at::vec::Vectorized<T> exp(const at::vec::Vectorized<T>& x) {
 }
 
 template <class T>
+inline at::vec::Vectorized<T> expm1(const at::vec::Vectorized<T>& x) {
+  return x.expm1();
+}
+
+template <class T>
+inline at::vec::Vectorized<T> log1p(const at::vec::Vectorized<T>& x) {
+  return x.log1p();
+}
+
+template <class T>
 inline at::vec::Vectorized<T> tanh(const at::vec::Vectorized<T>& x) {
   return x.tanh();
+}
+
+template <class T>
+inline at::vec::Vectorized<T> erf(const at::vec::Vectorized<T>& x) {
+  return x.erf();
+}
+
+template <class T>
+inline at::vec::Vectorized<T> gate(const at::vec::Vectorized<T>& grad,
+                                   const at::vec::Vectorized<T>& d) {
+  using V = at::vec::Vectorized<T>;
+  return V::blendv(grad * d, V(T(0)), d == V(T(0)));
+}
+
+template <class T>
+inline at::vec::Vectorized<T> both(const at::vec::Vectorized<T>& a,
+                                   const at::vec::Vectorized<T>& b) {
+  return a & b;
 }
 
 template <class T>

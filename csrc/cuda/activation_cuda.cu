@@ -36,18 +36,29 @@ struct alignas(sizeof(T) * N) Vector {
 // Everything the backward needs besides the tensors, passed by value.
 template <class opmath_t>
 struct BackwardArgs {
-  Act act;
+  Act act;                          // the layer's activation (for blending)
   Params<opmath_t> act_params;
+  Act exact_of;                     // whose f' the shape reads (act, or g of like:<g>)
+  Params<opmath_t> exact_of_params;
   Params<opmath_t> deriv_params;
-  bool needs_exact;      // shape reads f'(x), or blending
+  bool shape_uses_exact;
   bool blending;
-  const float* blend_ptr;  // device blend, or nullptr
-  opmath_t blend_value;    // host blend when blend_ptr is null
+  opmath_t center;                  // the shape sees x - center
+  const float* blend_ptr;           // device blend, or nullptr
+  opmath_t blend_value;             // host blend when blend_ptr is null
 };
 
 template <class opmath_t>
 Params<opmath_t> cast_params(const Params<double>& p) {
-  return {static_cast<opmath_t>(p.p0), static_cast<opmath_t>(p.p1)};
+  Params<opmath_t> out{};
+  for (int i = 0; i < p.count; ++i) out.v[i] = static_cast<opmath_t>(p.v[i]);
+  out.count = p.count;
+  return out;
+}
+
+template <class opmath_t>
+__device__ __forceinline__ opmath_t exact_derivative(Act act, opmath_t x, const Params<opmath_t>& p) {
+  return visit_activation(act, [&](auto a) { return decltype(a)::derivative(x, p); });
 }
 
 template <class A, class scalar_t>
@@ -65,13 +76,16 @@ struct BackwardOp {
   BackwardArgs<opmath_t> a;
   __device__ __forceinline__ scalar_t operator()(scalar_t grad, scalar_t x_in, opmath_t blend) const {
     const opmath_t x = static_cast<opmath_t>(x_in);
-    opmath_t exact = opmath_t(0);
-    if (a.needs_exact) {
-      exact = visit_activation(a.act, [&](auto act) { return decltype(act)::derivative(x, a.act_params); });
+    const opmath_t shape_exact =
+        D::uses_exact ? exact_derivative(a.exact_of, x, a.exact_of_params) : opmath_t(0);
+    opmath_t d = D::eval(x - a.center, shape_exact, a.deriv_params);
+    if (a.blending) {
+      const opmath_t own_exact = (D::uses_exact && a.exact_of == a.act)
+                                     ? shape_exact
+                                     : exact_derivative(a.act, x, a.act_params);
+      d = (opmath_t(1) - blend) * d + blend * own_exact;
     }
-    opmath_t d = D::eval(x, exact, a.deriv_params);
-    if (a.blending) d = (opmath_t(1) - blend) * d + blend * exact;
-    return static_cast<scalar_t>(static_cast<opmath_t>(grad) * d);
+    return static_cast<scalar_t>(math::gate(static_cast<opmath_t>(grad), d));
   }
 };
 
@@ -189,9 +203,10 @@ at::Tensor in_layout_of(const at::Tensor& t, const at::Tensor& like) {
 
 void activation_forward_cuda(at::Tensor& y, const at::Tensor& x_any, const ActivationSpec& act) {
   using namespace cuda;
+  const int64_t n = y.numel();
+  if (n == 0) return;
   const c10::cuda::CUDAGuard guard(y.device());
   const at::Tensor x = in_layout_of(x_any, y);
-  const int64_t n = y.numel();
   auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, y.scalar_type(), "artderiv_forward_cuda", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
@@ -212,6 +227,7 @@ void activation_backward_cuda(at::Tensor& grad_x, const at::Tensor& grad_any,
                               const DerivativeSpec& deriv,
                               const std::optional<at::Tensor>& blend) {
   using namespace cuda;
+  if (grad_x.numel() == 0) return;
   const c10::cuda::CUDAGuard guard(grad_x.device());
   const at::Tensor x = in_layout_of(x_any, grad_x);
   // A gradient broadcast from one value (all strides 0) is read as a scalar.
@@ -240,9 +256,12 @@ void activation_backward_cuda(at::Tensor& grad_x, const at::Tensor& grad_any,
     const int blocks = blocks_for(n, kVectorBytes / sizeof(scalar_t), grad_x.get_device());
     const BackwardArgs<opmath_t> args{act.act,
                                       cast_params<opmath_t>(act.params),
+                                      deriv.exact_of,
+                                      cast_params<opmath_t>(deriv.exact_of_params),
                                       cast_params<opmath_t>(deriv.params),
-                                      deriv.uses_exact || blending,
+                                      deriv.uses_exact,
                                       blending,
+                                      static_cast<opmath_t>(act.center),
                                       blend_device.defined() ? blend_device.const_data_ptr<float>() : nullptr,
                                       static_cast<opmath_t>(blend_value)};
     visit_derivative(deriv.deriv, [&](auto d) {

@@ -1,0 +1,53 @@
+// What every formula shares: the parameter block, parameter metadata, and the
+// base structs whose defaults a formula overrides only where it differs.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "../scalar_math.h"
+
+namespace artderiv {
+
+// Parameters travel by value into every kernel (CUDA kernel arguments, no
+// device memory). The largest user is `table`: knots and values.
+constexpr int kMaxTableKnots = 16;
+constexpr int kMaxParams = 2 * kMaxTableKnots;
+
+template <class T>
+struct Params {
+  T v[kMaxParams];
+  int count;  // values in use
+  ARTDERIV_HD const T& operator[](int i) const { return v[i]; }
+};
+
+// What a parameter may be; every parameter must also be finite.
+enum class Constraint : uint8_t { Finite, Positive, NonNegative, NonZero };
+
+struct ParamSpec {
+  const char* name;
+  double default_value;
+  Constraint constraint;
+};
+
+// Logistic sigma(x) = 1 / (1 + exp(-x)), as in ATen's CPU and CUDA sigmoid.
+template <class T>
+ARTDERIV_HD T logistic(T x) {
+  return T(1) / (T(1) + math::exp(math::neg(x)));
+}
+
+struct ActivationBase {
+  // Where the surrogate shapes are centred: x - center goes into them
+  // (the threshold of `step`; 0 for every other activation).
+  static double center(const Params<double>&) { return 0.0; }
+  // Checks that involve several parameters; nullptr when fine.
+  static const char* check(const Params<double>&) { return nullptr; }
+};
+
+struct DerivativeBase {
+  static constexpr bool uses_exact = false;  // eval reads f'(x)
+  static constexpr bool variadic = false;    // any number of parameters (table)
+  static const char* check(const Params<double>&) { return nullptr; }
+};
+
+}  // namespace artderiv
