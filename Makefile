@@ -1,6 +1,6 @@
 # artderiv: two commands on a fresh machine
-#   make demo   installs everything, builds, runs the main job
-#   make test   installs everything, builds, runs all tests
+#   make demo   installs everything, builds, runs the main job (artderiv demo)
+#   make test   installs everything, builds, runs all tests (pytest + the libtorch CTest)
 # Everything goes into a virtual environment in $(VENV).
 
 PYTHON ?= python3
@@ -14,10 +14,19 @@ export CUDA_HOME ?= /usr/local/cuda
 endif
 export MAX_JOBS ?= $(shell nproc)
 
-.PHONY: demo test pytest cpp-test build venv bench clean
+.PHONY: demo test pytest cpp-test build venv bench docs clean
 
+# The main job: exact vs artificial derivatives on real data (about 3 minutes on 2 cores).
 demo: build
-	$(PY) examples/train_compare.py
+	$(PY) -m artderiv demo --out out/demo
+
+# CPU benchmark suite (about 5 minutes); options: make bench BENCH_ARGS="--sizes 20,24"
+bench: build
+	$(PY) benchmarks/bench.py --out out/bench $(BENCH_ARGS)
+
+# Regenerate docs/derivatives.md and its pictures from the catalog.
+docs: build
+	$(PY) -m artderiv docs docs
 
 test: pytest cpp-test
 
@@ -35,9 +44,13 @@ cpp-test: build
 	cd build/cmake && ctest --output-on-failure
 
 # Incremental: ninja reuses the objects in build/; only changed sources recompile.
+# (pip install -e would rebuild everything from scratch on every call.) The venv
+# then imports artderiv from this checkout, and gets the `artderiv` command.
 build: venv
 	$(PY) setup.py -q build_ext --inplace
-	@test -f $(VENV)/.editable || { $(PY) -m pip install -q --no-build-isolation --no-deps -e . && touch $(VENV)/.editable; }
+	@$(PY) -c "import os, site; open(os.path.join(site.getsitepackages()[0], 'artderiv-checkout.pth'), 'w').write('$(CURDIR)\n')"
+	@printf '#!%s\nimport sys\nfrom artderiv.cli import main\nsys.exit(main())\n' "$(abspath $(PY))" > $(VENV)/bin/artderiv
+	@chmod +x $(VENV)/bin/artderiv
 
 venv: $(VENV)/.installed
 
@@ -48,4 +61,4 @@ $(VENV)/.installed: requirements-dev.txt
 	touch $@
 
 clean:
-	rm -rf build artderiv/_C*.so *.egg-info $(VENV)/.editable
+	rm -rf build out artderiv/_C*.so *.egg-info

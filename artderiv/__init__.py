@@ -17,12 +17,14 @@ from ._library import catalog, cpu_kernel_isa, library_path
 from .convert import BlendSchedule, convert, restore, set_blend, set_derivative
 from .derivatives import Derivative
 from .functional import *  # noqa: F401,F403  (one function per catalog activation)
+from .monitor import Monitor
 
 __version__ = "0.1.0"
 
 __all__ = functional.__all__ + [
     "BlendSchedule",
     "Derivative",
+    "Monitor",
     "catalog",
     "convert",
     "cpu_kernel_isa",

@@ -109,13 +109,12 @@ def cmd_docs(args) -> int:
     return 0
 
 
-def cmd_demo(args) -> int:
-    from .demo import main as demo_main
-
-    return demo_main(args.demo_args)
-
-
 def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "demo":  # its own options: artderiv demo --help
+        from .demo import main as demo_main
+
+        return demo_main(argv[1:])
     parser = argparse.ArgumentParser(prog="artderiv", description="Artificial derivatives for PyTorch")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list activations and derivatives").set_defaults(fn=cmd_list)
@@ -128,9 +127,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p = sub.add_parser("docs", help="regenerate docs/derivatives.md and its pictures")
     p.add_argument("folder", nargs="?", default="docs")
     p.set_defaults(fn=cmd_docs)
-    p = sub.add_parser("demo", help="train with exact vs artificial derivatives (the main job)", add_help=False)
-    p.add_argument("demo_args", nargs=argparse.REMAINDER)
-    p.set_defaults(fn=cmd_demo)
+    sub.add_parser("demo", help="train with exact vs artificial derivatives (the main job; see artderiv demo --help)")
     args = parser.parse_args(argv)
     return args.fn(args)
 

@@ -167,7 +167,7 @@ DerivativeSpec resolve_derivative(const ActivationSpec& act, c10::string_view de
       if (other == a.name) {
         const Params<double> p =
             resolve_params(act.name, "derivative_params", a.name, a.params, false, a.check, params);
-        return {Deriv::exact, Params<double>{}, true, a.act, p, true};
+        return {Deriv::exact, Params<double>{}, true, a.act, p, true, act.center};
       }
     }
     TORCH_CHECK_VALUE(false, "artderiv.", act.name, ": argument 'derivative' is '", derivative,
@@ -181,7 +181,8 @@ DerivativeSpec resolve_derivative(const ActivationSpec& act, c10::string_view de
               e.uses_exact,
               act.act,
               act.params,
-              false};
+              false,
+              0.0};
     }
   }
   TORCH_CHECK_VALUE(false, "artderiv.", act.name, ": argument 'derivative' is '", derivative,

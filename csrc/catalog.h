@@ -31,6 +31,9 @@ struct DerivativeSpec {
   Act exact_of;
   Params<double> exact_of_params;
   bool like;
+  // Where exact_of's f' is read: x - exact_of_center. The activation's center
+  // for like:<g> (a surrogate, centred like every shape), else 0 (f'(x) itself).
+  double exact_of_center;
 };
 
 // The only save mode so far: the forward keeps its input for the backward.

@@ -208,13 +208,20 @@ inline void backward(at::TensorIteratorBase& iter, const ActivationSpec& act,
     const Params<double> dp = deriv.params;
     const opmath_t b = static_cast<opmath_t>(blend);
     const opmath_t center = static_cast<opmath_t>(act.center);
+    const opmath_t exact_of_center = static_cast<opmath_t>(deriv.exact_of_center);
     iter.for_each([&](char** data, const int64_t* strides, int64_t n) {
       for_each_block<scalar_t, 2>(data, strides, n, [&](const opmath_t* const* in, opmath_t* out,
                                                         int64_t len) {
         opmath_t exact_buf[kBlock];
         opmath_t own_buf[kBlock];
         if (deriv.uses_exact) {
-          shape_exact(in[1], exact_buf, len, deriv.exact_of_params);
+          const opmath_t* at = in[1];
+          opmath_t shifted[kBlock];
+          if (exact_of_center != opmath_t(0)) {  // like:<g> on step: g'(x - threshold)
+            for (int64_t j = 0; j < len; ++j) shifted[j] = in[1][j] - exact_of_center;
+            at = shifted;
+          }
+          shape_exact(at, exact_buf, len, deriv.exact_of_params);
         } else if (blending) {
           own_exact(in[1], exact_buf, len, act.params);
         }

@@ -25,7 +25,10 @@ namespace cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kUnroll = 4;
+// Independent 16-byte vectors in flight per thread: enough with 2048 threads
+// per SM to cover HBM latency, while keeping each kernel's code (and ptxas
+// time: one kernel per formula and dtype) small.
+constexpr int kUnroll = 2;
 constexpr int kVectorBytes = 16;
 
 template <class T, int N>
@@ -40,6 +43,7 @@ struct BackwardArgs {
   Params<opmath_t> act_params;
   Act exact_of;                     // whose f' the shape reads (act, or g of like:<g>)
   Params<opmath_t> exact_of_params;
+  opmath_t exact_of_center;         // exact_of's f' is read at x - exact_of_center
   Params<opmath_t> deriv_params;
   bool shape_uses_exact;
   bool blending;
@@ -56,9 +60,13 @@ Params<opmath_t> cast_params(const Params<double>& p) {
   return out;
 }
 
+// f'(x) of any activation: one out-of-line function per compute type, called
+// by every backward kernel, instead of a copy of all activations inlined into
+// each (derivative x dtype) kernel: that kept the build time linear in
+// activations + derivatives. The switch is uniform across a warp.
 template <class opmath_t>
-__device__ __forceinline__ opmath_t exact_derivative(Act act, opmath_t x, const Params<opmath_t>& p) {
-  return visit_activation(act, [&](auto a) { return decltype(a)::derivative(x, p); });
+__device__ __noinline__ opmath_t exact_derivative(Act act, opmath_t x, const Params<opmath_t>* p) {
+  return visit_activation(act, [&](auto a) { return decltype(a)::derivative(x, *p); });
 }
 
 template <class A, class scalar_t>
@@ -77,12 +85,13 @@ struct BackwardOp {
   __device__ __forceinline__ scalar_t operator()(scalar_t grad, scalar_t x_in, opmath_t blend) const {
     const opmath_t x = static_cast<opmath_t>(x_in);
     const opmath_t shape_exact =
-        D::uses_exact ? exact_derivative(a.exact_of, x, a.exact_of_params) : opmath_t(0);
+        D::uses_exact ? exact_derivative(a.exact_of, x - a.exact_of_center, &a.exact_of_params)
+                      : opmath_t(0);
     opmath_t d = D::eval(x - a.center, shape_exact, a.deriv_params);
     if (a.blending) {
       const opmath_t own_exact = (D::uses_exact && a.exact_of == a.act)
                                      ? shape_exact
-                                     : exact_derivative(a.act, x, a.act_params);
+                                     : exact_derivative(a.act, x, &a.act_params);
       d = (opmath_t(1) - blend) * d + blend * own_exact;
     }
     return static_cast<scalar_t>(math::gate(static_cast<opmath_t>(grad), d));
@@ -258,6 +267,7 @@ void activation_backward_cuda(at::Tensor& grad_x, const at::Tensor& grad_any,
                                       cast_params<opmath_t>(act.params),
                                       deriv.exact_of,
                                       cast_params<opmath_t>(deriv.exact_of_params),
+                                      static_cast<opmath_t>(deriv.exact_of_center),
                                       cast_params<opmath_t>(deriv.params),
                                       deriv.uses_exact,
                                       blending,

@@ -1,7 +1,8 @@
 // Derivative shapes: eval(x, exact, p) is the factor the backward multiplies
 // into the incoming gradient. x is the activation's input minus its center
-// (the threshold of `step`, else 0); exact is the activation's f'(x), read
-// only when uses_exact is true. Parameter names and defaults follow the
+// (the threshold of `step`, else 0); exact is the activation's f'(x) at the
+// input itself (for like:<g>: g'(x - center), a surrogate like the others),
+// read only when uses_exact is true. Parameter names and defaults follow the
 // library each shape comes from, so the numbers agree for the same parameters.
 #pragma once
 
@@ -213,7 +214,8 @@ struct Table : DerivativeBase {
       const T slope = (p[n + i + 1] - p[n + i]) / width;
       y = y + slope * math::minimum(math::maximum(x - p[i], T(0)), width);
     }
-    return y;
+    // Exactly the last value beyond the last knot (the sum above rounds).
+    return math::select(x >= p[n - 1], p[2 * n - 1], y);
   }
 };
 

@@ -1,0 +1,186 @@
+"""The CUDA kernels: same results as the CPU kernels (the same formulas) and
+as torch's native ops, on every layout and dtype; opcheck; CUDA graphs.
+
+Every test is parametrised by device: the CPU variant runs everywhere (it
+checks the test logic and the CPU side of each comparison); the CUDA variant
+runs where a GPU is present and is skipped with a reason otherwise. The
+`memcheck` tests are the small subset benchmarks/gpu_check.sh runs under
+compute-sanitizer.
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import artderiv
+
+OPS = torch.ops.artderiv
+HAS_CUDA = torch.cuda.is_available()
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device"))]
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+
+NATIVE = {
+    "relu": torch.relu, "relu6": F.relu6, "leaky_relu": F.leaky_relu, "elu": F.elu, "selu": F.selu,
+    "celu": F.celu, "softplus": F.softplus, "sigmoid": torch.sigmoid, "hardsigmoid": F.hardsigmoid,
+    "tanh": torch.tanh, "hardtanh": F.hardtanh, "silu": F.silu, "hardswish": F.hardswish, "gelu": F.gelu,
+    "gelu_tanh": lambda t: F.gelu(t, approximate="tanh"), "mish": F.mish, "sign": torch.sign,
+}
+ACTIVATIONS = [a["name"] for a in artderiv.catalog()["activations"]]
+DERIVATIVES = [
+    ("exact", []), ("sigmoid", [2.0]), ("exact_plus", [0.1]), ("floor", [0.02]), ("atan", []),
+    ("fast_sigmoid", []), ("rectangle", []), ("triangle", []), ("gaussian", []), ("identity", []),
+    ("table", [-1.0, 0.0, 1.0, 0.0, 1.0, 0.5]), ("like:elu", [0.5]),
+]
+
+
+def tolerance(dtype):
+    # CPU (Sleef) and CUDA (libdevice) transcendental functions differ by ulps.
+    return {torch.float32: (2e-5, 2e-6), torch.float64: (1e-12, 1e-14),
+            torch.float16: (4e-3, 1e-4), torch.bfloat16: (3e-2, 1e-3)}[dtype]
+
+
+def sample(shape=(37, 53), dtype=torch.float32, device="cpu", seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g, dtype=torch.float64) * 3
+    special = torch.tensor([0.0, -0.0, 3.0, -3.0, 6.0, 1.0], dtype=torch.float64)
+    k = min(6, x.numel())
+    x.view(-1)[:k] = special[:k]
+    return x.to(dtype=dtype, device=device)
+
+
+def run(x, act, deriv, dparams, blend=None, grad=None):
+    xr = x.detach().clone().requires_grad_()
+    y = OPS.activation(xr, act, [], deriv, dparams, blend, "input")
+    g = grad if grad is not None else torch.ones_like(y)
+    (gx,) = torch.autograd.grad(y, xr, g)
+    return y, gx
+
+
+def assert_close(a, b, dtype):
+    rtol, atol = tolerance(dtype)
+    torch.testing.assert_close(a.cpu(), b.cpu(), rtol=rtol, atol=atol, equal_nan=True)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_device_matches_cpu_for_every_activation(device, dtype, act):
+    x = sample(dtype=dtype)
+    for deriv, dparams in DERIVATIVES:
+        y_cpu, g_cpu = run(x, act, deriv, dparams)
+        y, g = run(x.to(device), act, deriv, dparams)
+        assert y.device.type == device and g.dtype == dtype
+        assert_close(y, y_cpu, dtype)
+        assert_close(g, g_cpu, dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("act", sorted(NATIVE))
+def test_exact_matches_torch_native_on_device(device, dtype, act):
+    x = sample(dtype=dtype, device=device)
+    x.view(-1)[:6] = 0.5  # away from kinks: the native backward conventions are tested on CPU
+    y, g = run(x, act, "exact", [])
+    xr = x.detach().clone().requires_grad_()
+    yr = NATIVE[act](xr)
+    (gr,) = torch.autograd.grad(yr, xr, torch.ones_like(yr))
+    assert_close(y, yr.detach(), dtype)
+    if act == "hardsigmoid":  # torch's float64 hardsigmoid backward uses a float32 1/6
+        torch.testing.assert_close(g.cpu(), gr.cpu(), rtol=1e-7, atol=0)
+    else:
+        assert_close(g, gr, dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("layout", ["transposed", "sliced", "channels_last", "expanded_grad", "offset"])
+def test_device_layouts(device, layout):
+    base = sample((4, 6, 10, 12), device=device)
+    grad = None
+    if layout == "transposed":
+        x = base.transpose(1, 3)
+    elif layout == "sliced":
+        x = base[:, :, ::2, 1:]
+    elif layout == "channels_last":
+        x = base.contiguous(memory_format=torch.channels_last)
+    elif layout == "offset":
+        x = base.view(-1)[1:].view(-1)[: base.numel() - 3]  # misaligned: the scalar path
+    else:
+        x = base
+        grad = torch.tensor(0.5, device=device).expand_as(base)
+    for deriv, dparams in [("sigmoid", [1.0]), ("exact_plus", []), ("atan", [])]:
+        y, g = run(x, "tanh", deriv, dparams, grad=grad)
+        y_ref, g_ref = run(x.contiguous(), "tanh", deriv, dparams,
+                           grad=None if grad is None else grad.contiguous())
+        assert y.stride() == torch.empty_like(x).stride()
+        assert torch.equal(y, y_ref) and torch.equal(g, g_ref)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_device_blend_tensor_and_empty(device):
+    x = sample(device=device)
+    blend = torch.tensor(0.25, device=device)
+    _, g = run(x, "relu", "sigmoid", [2.0], blend=blend)
+    expected = 0.75 * torch.sigmoid(2 * x) + 0.25 * (x > 0).float()
+    assert_close(g, expected, torch.float32)
+    _, g_cpu_blend = run(x, "relu", "sigmoid", [2.0], blend=torch.tensor(0.25))  # a CPU blend works too
+    assert torch.equal(g, g_cpu_blend)
+    for shape in [(0,), (3, 0)]:
+        y, g = run(torch.empty(shape, device=device), "gelu", "atan", [])
+        assert y.shape == shape and g.shape == shape
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_device_opcheck(device):
+    x = sample((5, 7), device=device).requires_grad_()
+    torch.library.opcheck(OPS.activation.default, (x, "leaky_relu", [0.2], "atan", [3.0], None, "input"))
+    torch.library.opcheck(OPS.activation_forward.default, (x.detach(), "gelu", []))
+    g = sample((5, 7), device=device, seed=1)
+    torch.library.opcheck(OPS.activation_backward.default,
+                          (g, x.detach(), "input", "step", [0.5], "fast_sigmoid", [], None))
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device")
+def test_cuda_graph_capture_and_replay():
+    x = sample(device="cuda").requires_grad_()
+    blend = torch.tensor(0.0, device="cuda")
+    g = torch.ones_like(x)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):  # warm up outside the graph
+        for _ in range(2):
+            y = OPS.activation(x, "relu", [], "sigmoid", [1.0], blend, "input")
+            (gx,) = torch.autograd.grad(y, x, g)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        y = OPS.activation(x, "relu", [], "sigmoid", [1.0], blend, "input")
+        (gx,) = torch.autograd.grad(y, x, g)
+    with torch.no_grad():
+        x.copy_(sample(device="cuda", seed=5))
+        blend.fill_(0.5)  # read on the device at replay: no recapture
+    graph.replay()
+    torch.cuda.synchronize()
+    y_eager, g_eager = run(x.detach(), "relu", "sigmoid", [1.0], blend=torch.tensor(0.5, device="cuda"))
+    assert torch.equal(y, y_eager) and torch.equal(gx, g_eager)
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_second_device_index():
+    x = sample(device="cuda:1")
+    y, g = run(x, "silu", "exact_plus", [])
+    assert y.device == x.device == g.device
+    y0, g0 = run(x.to("cuda:0"), "silu", "exact_plus", [])
+    assert torch.equal(y.cpu(), y0.cpu()) and torch.equal(g.cpu(), g0.cpu())
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_memcheck_small(device, dtype):
+    """Small sizes around the vector width and misaligned views: compute-sanitizer's subset."""
+    for n in (1, 3, 7, 8, 9, 31, 1025):
+        base = sample((n + 3,), dtype=dtype, device=device)
+        for x in (base[:n], base[1 : n + 1]):
+            y, g = run(x, "leaky_relu", "atan", [], blend=torch.tensor(0.3, device=device))
+            y_cpu, g_cpu = run(x.cpu(), "leaky_relu", "atan", [], blend=torch.tensor(0.3))
+            assert_close(y, y_cpu, dtype)
+            assert_close(g, g_cpu, dtype)
