@@ -17,7 +17,6 @@ The functions are made from the C++ catalog (csrc/formulas.h), so a new
 activation there appears here by itself.
 """
 
-import inspect
 from typing import List, Optional, Union
 
 import torch
@@ -57,26 +56,23 @@ def gelu(
 
 
 def _make_function(spec: dict):
+    """A plain Python function with the activation's real signature
+    (x, *params, derivative=None, *, blend=None): compiled from a template,
+    since signature binding per call would cost microseconds."""
     name, pspecs = spec["name"], spec["params"]
-    P = inspect.Parameter
-    signature = inspect.Signature(
-        [P("x", P.POSITIONAL_OR_KEYWORD, annotation=Tensor)]
-        + [P(p["name"], P.POSITIONAL_OR_KEYWORD, default=p["default"]) for p in pspecs]
-        + [P("derivative", P.POSITIONAL_OR_KEYWORD, default=None), P("blend", P.KEYWORD_ONLY, default=None)],
-        return_annotation=Tensor,
+    params = [p["name"] for p in pspecs]
+    header = ", ".join(["x"] + [f"{p['name']}={p['default']!r}" for p in pspecs] + ["derivative=None", "*", "blend=None"])
+    source = (
+        f"def {name}({header}):\n"
+        f"    return activation(x, {name!r}, [{', '.join(params)}], derivative, blend)\n"
     )
-
-    def function(*args, **kwargs) -> Tensor:
-        bound = signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        a = bound.arguments
-        return activation(a["x"], name, [a[p["name"]] for p in pspecs], a["derivative"], a["blend"])
-
-    params = ", ".join(f"{p['name']}={p['default']:g}" for p in pspecs)
-    function.__name__ = function.__qualname__ = name
-    function.__signature__ = signature
+    namespace = {"activation": activation}
+    exec(compile(source, f"<artderiv.functional.{name}>", "exec"), namespace)
+    function = namespace[name]
+    described = ", ".join(f"{p['name']}={p['default']:g}" for p in pspecs)
+    function.__module__ = __name__
     function.__doc__ = (
-        f"``{name}`` forward{f' ({params})' if params else ''}; backward: the chosen derivative "
+        f"``{name}`` forward{f' ({described})' if described else ''}; backward: the chosen derivative "
         f"(default ``{spec['default_derivative']}``)."
     )
     return function

@@ -21,11 +21,8 @@ at::Tensor activation_no_autograd(const at::Tensor& x, c10::string_view activati
                                   c10::string_view derivative,
                                   c10::ArrayRef<double> derivative_params,
                                   const std::optional<at::Tensor>& blend, c10::string_view save) {
-  const ActivationSpec act = resolve_activation(activation, activation_params);
-  resolve_derivative(act, derivative, derivative_params);
-  check_save_mode(act, save);
-  check_input(act, x);
-  check_blend(act, blend, x);
+  check_activation_call(x, activation, activation_params, derivative, derivative_params, blend,
+                        save);
   static auto forward = c10::Dispatcher::singleton()
                             .findSchemaOrThrow("artderiv::activation_forward", "")
                             .typed<at::Tensor(const at::Tensor&, c10::string_view,

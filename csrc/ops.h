@@ -22,6 +22,20 @@ using BackwardKernel = void (*)(at::Tensor& grad_x, const at::Tensor& grad, cons
                                 const ActivationSpec& act, const DerivativeSpec& deriv,
                                 const std::optional<at::Tensor>& blend);
 
+// The public op's checks, run at the call in every mode (autograd, inference,
+// no autograd key), so a bad derivative or blend fails before any backward.
+inline void check_activation_call(const at::Tensor& x, c10::string_view activation,
+                                  c10::ArrayRef<double> activation_params,
+                                  c10::string_view derivative,
+                                  c10::ArrayRef<double> derivative_params,
+                                  const std::optional<at::Tensor>& blend, c10::string_view save) {
+  const ActivationSpec act = resolve_activation(activation, activation_params);
+  resolve_derivative(act, derivative, derivative_params);
+  check_save_mode(act, save);
+  check_input(act, x);
+  check_blend(act, blend, x);
+}
+
 template <ForwardKernel kernel>
 at::Tensor forward_op(const at::Tensor& x, c10::string_view activation,
                       c10::ArrayRef<double> activation_params) {

@@ -6,7 +6,7 @@
 #include <torch/autograd.h>
 #include <torch/library.h>
 
-#include "../catalog.h"
+#include "../ops.h"
 
 namespace artderiv {
 namespace {
@@ -43,13 +43,6 @@ class ActivationFunction : public torch::autograd::Function<ActivationFunction> 
                             std::vector<double> activation_params, std::string derivative,
                             std::vector<double> derivative_params,
                             const std::optional<at::Tensor>& blend, std::string save) {
-    // Fail at the call, not at backward time, for a bad derivative or blend.
-    const ActivationSpec act = resolve_activation(activation, activation_params);
-    resolve_derivative(act, derivative, derivative_params);
-    check_save_mode(act, save);
-    check_input(act, x);
-    check_blend(act, blend, x);
-
     at::AutoDispatchBelowADInplaceOrView guard;
     at::Tensor y = call_forward(x, activation, activation_params);
     ctx->save_for_backward({x, blend.has_value() ? *blend : at::Tensor()});
@@ -108,6 +101,14 @@ at::Tensor activation_autograd(const at::Tensor& x, c10::string_view activation,
                                c10::string_view derivative,
                                c10::ArrayRef<double> derivative_params,
                                const std::optional<at::Tensor>& blend, c10::string_view save) {
+  // Fail at the call, not at backward time, for a bad derivative or blend.
+  check_activation_call(x, activation, activation_params, derivative, derivative_params, blend,
+                        save);
+  if (!at::GradMode::is_enabled() || !x.requires_grad()) {
+    // Nothing to differentiate: skip the autograd node (and what it saves).
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return call_forward(x, activation, activation_params);
+  }
   return ActivationFunction::apply(x, std::string(activation), activation_params.vec(),
                                    std::string(derivative), derivative_params.vec(), blend,
                                    std::string(save));
