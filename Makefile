@@ -20,8 +20,11 @@ export MAX_JOBS ?= $(shell nproc)
 demo: build
 	$(PY) -m artderiv demo --out out/demo
 
-# CPU benchmark suite (about 5 minutes); options: make bench BENCH_ARGS="--sizes 20,24"
+# CPU benchmark suite (about 5 minutes); options: make bench BENCH_ARGS="--sizes 20,24".
+# The SNN libraries are optional peers, installed without their dependencies
+# so that they cannot replace torch.
 bench: build
+	-$(PY) -m pip install -q --no-deps snntorch spikingjelly
 	$(PY) benchmarks/bench.py --out out/bench $(BENCH_ARGS)
 
 # Regenerate docs/derivatives.md and its pictures from the catalog.

@@ -47,10 +47,10 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--dtypes", default="float32,bfloat16")
     p.add_argument("--sizes", default="10,16,20,24", help="log2 of the element counts")
-    p.add_argument("--cases", default="relu:sigmoid,sigmoid:exact_plus,tanh:atan",
+    p.add_argument("--cases", default="relu:sigmoid,sigmoid:exact_plus,step:atan",
                    help=f"activation:derivative pairs, from {','.join(recipes.FACTORS)}")
     p.add_argument("--regimes", default="kernel,e2e")
-    p.add_argument("--peers", default="native,eager,compiled,copy",
+    p.add_argument("--peers", default="native,eager,compiled,copy,snn",
                    help="native, eager (autograd.Function recipe), compiled (the recipe under torch.compile), copy, snn")
     p.add_argument("--phases", default="forward,backward,forward+backward")
     p.add_argument("--rounds", type=int, default=5)

@@ -6,6 +6,7 @@ backward is built from torch ops; and the same recipe under torch.compile.
 """
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import Callable, Dict, List
 
@@ -27,13 +28,17 @@ class Case:
         return f"{self.activation}:{self.derivative}"
 
 
-# Native forward of each activation (the cost floor of "no extra cost").
-NATIVE: Dict[str, Callable] = {
+# The activation's forward with torch ops: the recipes' forward, and the native
+# peer (the cost floor of "no extra cost") where PyTorch has the function.
+FORWARD: Dict[str, Callable] = {
     "relu": torch.relu,
     "leaky_relu": lambda x: F.leaky_relu(x, 0.01),
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,
+    "step": lambda x: (x > 0).to(x.dtype),
 }
+# PyTorch has no step: its native baseline is ReLU (same bytes moved).
+NATIVE: Dict[str, Callable] = {**FORWARD, "step": torch.relu}
 
 # The recipe's backward factor d(x), written with torch ops as users do today.
 FACTORS: Dict[str, Callable] = {
@@ -44,12 +49,13 @@ FACTORS: Dict[str, Callable] = {
     "tanh:exact_plus": lambda x: 1 - torch.tanh(x) ** 2 + 0.05,
     "tanh:atan": lambda x: 1.0 / (1 + (math.pi * x) ** 2),
     "relu:atan": lambda x: 1.0 / (1 + (math.pi * x) ** 2),
+    "step:atan": lambda x: 1.0 / (1 + (math.pi * x) ** 2),
 }
 
 
 def parse_case(text: str) -> Case:
     activation, _, derivative = text.partition(":")
-    if activation not in NATIVE or f"{activation}:{derivative}" not in FACTORS:
+    if activation not in FORWARD or f"{activation}:{derivative}" not in FACTORS:
         raise SystemExit(f"unknown case {text!r}; known: {', '.join(FACTORS)}")
     return Case(activation, derivative)
 
@@ -61,7 +67,7 @@ def artderiv_fn(case: Case) -> Callable:
 
 
 def eager_recipe(case: Case) -> Callable:
-    forward, factor = NATIVE[case.activation], FACTORS[case.name]
+    forward, factor = FORWARD[case.activation], FACTORS[case.name]
 
     class Recipe(torch.autograd.Function):
         @staticmethod
@@ -85,7 +91,7 @@ def compiled_recipe(case: Case) -> Callable:
 def snn_peers(case: Case) -> Dict[str, Callable]:
     """snnTorch / SpikingJelly surrogates with the same shape, if installed."""
     peers: Dict[str, Callable] = {}
-    if case.derivative != "atan":
+    if case.name != "step:atan":  # the SNN libraries' surrogates: Heaviside forward
         return peers
     try:  # SpikingJelly ATan(alpha=2): Heaviside forward, atan surrogate backward
         from spikingjelly.activation_based import surrogate
@@ -111,5 +117,9 @@ def implementations(case: Case, peers: List[str]) -> Dict[str, Callable]:
     if "compiled" in peers:
         impls["compiled_recipe"] = compiled_recipe(case)
     if "snn" in peers:
-        impls.update(snn_peers(case))
+        found = snn_peers(case)
+        if case.name == "step:atan" and not found:
+            print("  (snn peers: snntorch / spikingjelly not installed, skipped; "
+                  "pip install --no-deps snntorch spikingjelly)", file=sys.stderr)
+        impls.update(found)
     return impls
