@@ -5,10 +5,11 @@ its exact derivative; the usual recipe, a Python autograd.Function whose
 backward is built from torch ops; and the same recipe under torch.compile.
 """
 
+import functools
 import math
 import sys
 from dataclasses import dataclass
-from typing import Callable, Dict, List
+from typing import Callable, Dict, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -108,7 +109,10 @@ def snn_peers(case: Case) -> Dict[str, Callable]:
     return peers
 
 
-def implementations(case: Case, peers: List[str]) -> Dict[str, Callable]:
+@functools.lru_cache(maxsize=None)
+def implementations(case: Case, peers: Tuple[str, ...]) -> Dict[str, Callable]:
+    """Built once per case: a compiled recipe must be the same object across
+    sizes and dtypes, or every size would recompile."""
     impls = {"artderiv": artderiv_fn(case)}
     if "native" in peers:
         impls["native"] = NATIVE[case.activation]
