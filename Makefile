@@ -14,7 +14,7 @@ export CUDA_HOME ?= /usr/local/cuda
 endif
 export MAX_JOBS ?= $(shell nproc)
 
-.PHONY: demo test pytest cpp-test build venv bench docs clean
+.PHONY: demo test pytest cpp-test cpp-package-test build venv bench docs clean
 
 # The main job: exact vs artificial derivatives on real data (about 3 minutes on 2 cores).
 demo: build
@@ -38,13 +38,28 @@ pytest: build
 
 # The libtorch example (examples/cpp) against the library `make build` made:
 # CMake + CTest, Python only to save the TorchScript model it trains.
-CMAKE_ARGS = -DARTDERIV_PREBUILT_LIBRARY=$(CURDIR)/$(wildcard artderiv/_C*.so) \
-	-DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
-	-DPython3_EXECUTABLE=$(abspath $(PY)) $(if $(CUDA_HOME),-DCUDA_TOOLKIT_ROOT_DIR=$(CUDA_HOME))
+TORCH_PREFIX = $$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')
+CMAKE_COMMON = -DPython3_EXECUTABLE=$(abspath $(PY)) $(if $(CUDA_HOME),-DCUDA_TOOLKIT_ROOT_DIR=$(CUDA_HOME))
+# Without a GPU, Torch's CMake config must be told an architecture to skip detection.
+CMAKE_ENV = TORCH_CUDA_ARCH_LIST="$${TORCH_CUDA_ARCH_LIST:-9.0}"
 cpp-test: build
-	TORCH_CUDA_ARCH_LIST="$${TORCH_CUDA_ARCH_LIST:-9.0}" cmake -S . -B build/cmake $(CMAKE_ARGS) > build/cmake-configure.log || { cat build/cmake-configure.log; exit 1; }
+	$(CMAKE_ENV) cmake -S . -B build/cmake -DARTDERIV_PREBUILT_LIBRARY=$(CURDIR)/$(wildcard artderiv/_C*.so) \
+		-DCMAKE_PREFIX_PATH="$(TORCH_PREFIX)" $(CMAKE_COMMON) > build/cmake-configure.log || { cat build/cmake-configure.log; exit 1; }
 	cmake --build build/cmake -j $(MAX_JOBS)
 	cd build/cmake && ctest --output-on-failure
+
+# What a libtorch user does: build the library from source with CMake, install
+# it, then build examples/cpp as a separate project with find_package(artderiv).
+# (CPU kernels; CI runs this as its own stage.)
+cpp-package-test: build
+	$(CMAKE_ENV) cmake -S . -B build/cmake-src -DARTDERIV_BUILD_EXAMPLES=OFF -DCMAKE_BUILD_TYPE=Release \
+		-DCMAKE_PREFIX_PATH="$(TORCH_PREFIX)" $(CMAKE_COMMON) > build/cmake-src-configure.log || { cat build/cmake-src-configure.log; exit 1; }
+	cmake --build build/cmake-src -j $(MAX_JOBS)
+	cmake --install build/cmake-src --prefix build/install
+	$(CMAKE_ENV) cmake -S examples/cpp -B build/cmake-downstream -DCMAKE_PREFIX_PATH="$(CURDIR)/build/install;$(TORCH_PREFIX)" \
+		$(CMAKE_COMMON) > build/cmake-downstream-configure.log || { cat build/cmake-downstream-configure.log; exit 1; }
+	cmake --build build/cmake-downstream -j $(MAX_JOBS)
+	cd build/cmake-downstream && ctest --output-on-failure
 
 # Incremental: ninja reuses the objects in build/; only changed sources recompile.
 # (pip install -e would rebuild everything from scratch on every call.) The venv
