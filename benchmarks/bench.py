@@ -237,7 +237,6 @@ def targets(rows) -> str:
     (cuda rows on a GPU): met, or missed by how much. Informational only."""
     lines = ["| target | case | dtype | n | measured (median ± spread) | verdict |", "|---|---|---|---|---|---|"]
     art = [r for r in rows if r["impl"] == "artderiv" and r["regime"] in ("kernel", "cuda")]
-    copy = {(r["case"], r["dtype"], r["n"]): r for r in rows if r["impl"] == "copy" and r["regime"] in ("kernel", "cuda")}
 
     def add(name, r, value, limit, unit=""):
         ok = value <= limit

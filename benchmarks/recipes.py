@@ -14,7 +14,7 @@ from typing import Callable, Dict, Tuple
 import torch
 import torch.nn.functional as F
 
-import artderiv
+import artderiv  # noqa: F401  (loads the op library: torch.ops.artderiv)
 
 
 @dataclass(frozen=True)
