@@ -6,7 +6,6 @@ changes) the documented formula written with torch ops in float64.
 """
 
 import copy
-import math
 import os
 import subprocess
 import sys
@@ -21,6 +20,7 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 import artderiv  # noqa: E402
+from layer_refs import factor64, rand  # noqa: E402
 import artderiv.nn as ann  # noqa: E402
 from artderiv import derivatives as D  # noqa: E402
 
@@ -38,42 +38,6 @@ pytestmark = pytest.mark.filterwarnings(
 # ---------------------------------------------------------------------------
 # float64 reference of the documented formulas
 # ---------------------------------------------------------------------------
-
-
-def exact64(act, act_params, x):
-    if act == "relu":
-        return (x > 0).to(x.dtype)
-    if act == "leaky_relu":
-        return torch.where(x > 0, torch.ones_like(x), torch.full_like(x, act_params[0]))
-    if act == "sigmoid":
-        s = torch.sigmoid(x)
-        return s * (1 - s)
-    if act == "tanh":
-        t = torch.tanh(x)
-        return 1 - t * t
-    raise AssertionError(act)
-
-
-def factor64(act, act_params, deriv, deriv_params, x, blend=0.0):
-    x = x.double()
-    exact = exact64(act, act_params, x)
-    if deriv == "exact":
-        d = exact
-    elif deriv == "sigmoid":
-        d = torch.sigmoid(deriv_params[0] * x)
-    elif deriv == "exact_plus":
-        d = exact + deriv_params[0]
-    elif deriv == "atan":
-        a = deriv_params[0]
-        d = (a / 2) / (1 + (math.pi * a * x / 2) ** 2)
-    else:
-        raise AssertionError(deriv)
-    return (1 - blend) * d + blend * exact
-
-
-def rand(*shape, dtype=torch.float64, seed=0, scale=3.0):
-    gen = torch.Generator().manual_seed(seed)
-    return (torch.randn(*shape, generator=gen, dtype=torch.float64) * scale).to(dtype)
 
 
 def run_fb(fn, x, g, *args):

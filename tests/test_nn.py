@@ -21,6 +21,7 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 import artderiv  # noqa: E402
+from layer_refs import factor64, rand  # noqa: E402
 import artderiv.nn as ann  # noqa: E402
 from artderiv import derivatives as D  # noqa: E402
 
@@ -34,56 +35,11 @@ INPLACE_WARNING = "inplace=True is computed out of place"
 # ---------------------------------------------------------------------------
 
 
-def exact64(act, act_params, x):
-    """f'(x) with PyTorch's conventions at the kinks."""
-    if act == "relu":
-        return (x > 0).to(x.dtype)
-    if act == "leaky_relu":
-        slope = act_params[0] if act_params else 0.01
-        return torch.where(x > 0, torch.ones_like(x), torch.full_like(x, slope))
-    if act == "sigmoid":
-        s = torch.sigmoid(x)
-        return s * (1 - s)
-    if act == "tanh":
-        t = torch.tanh(x)
-        return 1 - t * t
-    raise AssertionError(act)
-
-
-DEFAULT_DERIVATIVE = {"relu": ("sigmoid", [1.0]), "leaky_relu": ("sigmoid", [1.0]),
-                      "sigmoid": ("exact_plus", [0.05]), "tanh": ("exact_plus", [0.05])}
-
-
-def factor64(act, act_params, deriv, deriv_params, x, blend=0.0):
-    """(1 - b) * d(x) + b * f'(x), float64."""
-    x = x.double()
-    exact = exact64(act, act_params, x)
-    if deriv is None:
-        deriv, deriv_params = DEFAULT_DERIVATIVE[act]
-    if deriv == "exact":
-        d = exact
-    elif deriv == "sigmoid":
-        d = torch.sigmoid(deriv_params[0] * x)
-    elif deriv == "exact_plus":
-        d = exact + deriv_params[0]
-    elif deriv == "atan":
-        a = deriv_params[0]
-        d = (a / 2) / (1 + (math.pi * a * x / 2) ** 2)
-    else:
-        raise AssertionError(deriv)
-    return (1 - blend) * d + blend * exact
-
-
 def input_grad(fn, x, g):
     leaf = x.detach().clone().requires_grad_(True)
     y = fn(leaf)
     y.backward(g)
     return y.detach(), leaf.grad
-
-
-def rand(*shape, dtype=torch.float64, seed=0, scale=3.0):
-    gen = torch.Generator().manual_seed(seed)
-    return (torch.randn(*shape, generator=gen, dtype=torch.float64) * scale).to(dtype)
 
 
 def assert_bitwise(actual, expected):
