@@ -25,6 +25,7 @@
 
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
+#include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
 
 #include "vec_math.h"
@@ -127,6 +128,23 @@ BackwardBlockFn<T> backward_block_for(Deriv deriv, bool blend) {
 
 template <class scalar_t, class opmath_t>
 inline void load_block(const char* src, int64_t stride, opmath_t* dst, int64_t n) {
+  constexpr bool kHalfType = std::is_same_v<scalar_t, at::BFloat16> || std::is_same_v<scalar_t, at::Half>;
+  if constexpr (kHalfType) {
+    // ATen has no vectorised half -> float at::vec::convert: widen in registers.
+    // (Widening is exact, so the scalar tail gives the same values.)
+    if (stride == static_cast<int64_t>(sizeof(scalar_t))) {
+      using VH = Vectorized<scalar_t>;
+      const scalar_t* in = reinterpret_cast<const scalar_t*>(src);
+      int64_t j = 0;
+      for (; j + VH::size() <= n; j += VH::size()) {
+        auto [lo, hi] = at::vec::convert_to_float<scalar_t>(VH::loadu(in + j));
+        lo.store(dst + j);
+        hi.store(dst + j + Vectorized<float>::size());
+      }
+      for (; j < n; ++j) dst[j] = static_cast<opmath_t>(in[j]);
+      return;
+    }
+  }
   if (stride == static_cast<int64_t>(sizeof(scalar_t))) {
     at::vec::convert(reinterpret_cast<const scalar_t*>(src), dst, n);
   } else {
