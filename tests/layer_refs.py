@@ -5,6 +5,9 @@ the C++)."""
 import math
 
 import torch
+from torch import Tensor, nn
+
+import artderiv.nn as ann
 
 
 def exact64(act, act_params, x):
@@ -50,3 +53,26 @@ def factor64(act, act_params, deriv, deriv_params, x, blend=0.0):
 def rand(*shape, dtype=torch.float64, seed=0, scale=3.0):
     gen = torch.Generator().manual_seed(seed)
     return (torch.randn(*shape, generator=gen, dtype=torch.float64) * scale).to(dtype)
+
+
+# A model whose row i goes through activation SPECS[i]: each row's gradient is
+# one module's factor. Scriptable (typed loop), for the TorchScript tests too.
+class Parallel(nn.Module):
+    """acts[i] applied to xs[i]: each row's gradient is one module's factor."""
+
+    def __init__(self, acts):
+        super().__init__()
+        self.acts = nn.ModuleList(acts)
+
+    def forward(self, xs: Tensor) -> Tensor:
+        outs = []
+        for i, a in enumerate(self.acts):
+            outs.append(a(xs[i]))
+        return torch.stack(outs)
+
+
+SPECS = [("relu", []), ("leaky_relu", [0.2]), ("sigmoid", []), ("tanh", [])]
+
+
+def make_parallel():
+    return Parallel([ann.ReLU(), ann.LeakyReLU(0.2), ann.Sigmoid(), ann.Tanh()])

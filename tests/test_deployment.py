@@ -20,7 +20,7 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 import artderiv  # noqa: E402
-from layer_refs import factor64, rand  # noqa: E402
+from layer_refs import SPECS, factor64, make_parallel, rand  # noqa: E402
 import artderiv.nn as ann  # noqa: E402
 from artderiv import derivatives as D  # noqa: E402
 
@@ -91,26 +91,7 @@ def torch_twin(model: DeployNet) -> DeployNet:
     return artderiv.restore(twin)
 
 
-class Parallel(nn.Module):
-    """acts[i] applied to xs[i]: each row's gradient is one module's factor."""
-
-    def __init__(self, acts):
-        super().__init__()
-        self.acts = nn.ModuleList(acts)
-
-    def forward(self, xs: Tensor) -> Tensor:
-        outs = []
-        for i, a in enumerate(self.acts):
-            outs.append(a(xs[i]))
-        return torch.stack(outs)
-
-
-SPECS = [("relu", []), ("leaky_relu", [0.2]), ("sigmoid", []), ("tanh", [])]
 DEFAULTS = [("sigmoid", [1.0]), ("sigmoid", [1.0]), ("exact_plus", [0.05]), ("exact_plus", [0.05])]
-
-
-def make_parallel():
-    return Parallel([ann.ReLU(), ann.LeakyReLU(0.2), ann.Sigmoid(), ann.Tanh()])
 
 
 def parallel_expected(xs, g, derivs, blends=(0.0, 0.0, 0.0, 0.0)):

@@ -21,7 +21,7 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 import artderiv  # noqa: E402
-from layer_refs import factor64, rand  # noqa: E402
+from layer_refs import SPECS, factor64, make_parallel, rand  # noqa: E402
 import artderiv.nn as ann  # noqa: E402
 from artderiv import derivatives as D  # noqa: E402
 
@@ -662,24 +662,6 @@ def test_restore_bare_modules_and_to_torch(no_inplace_warning):
 # ---------------------------------------------------------------------------
 # set_derivative / set_blend on eager models
 # ---------------------------------------------------------------------------
-
-
-class Parallel(nn.Module):
-    """acts[i] applied to xs[i]: each row's gradient is one module's factor."""
-
-    def __init__(self, acts):
-        super().__init__()
-        self.acts = nn.ModuleList(acts)
-
-    def forward(self, xs):
-        return torch.stack([a(xs[i]) for i, a in enumerate(self.acts)])
-
-
-SPECS = [("relu", []), ("leaky_relu", [0.2]), ("sigmoid", []), ("tanh", [])]
-
-
-def make_parallel():
-    return Parallel([ann.ReLU(), ann.LeakyReLU(0.2), ann.Sigmoid(), ann.Tanh()])
 
 
 def parallel_expected(xs, g, derivs, blends=(0.0, 0.0, 0.0, 0.0)):
