@@ -42,7 +42,7 @@ def activation(
     if blend is not None and not isinstance(blend, Tensor):
         blend = torch.tensor(float(blend), dtype=torch.float64)
     return torch.ops.artderiv.activation(
-        x, name, [float(p) for p in activation_params or []], deriv_name, deriv_params, blend, "input"
+        x, name, [float(p) for p in activation_params or []], deriv_name, deriv_params, blend, "auto"
     )
 
 

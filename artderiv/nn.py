@@ -121,7 +121,7 @@ class Activation(nn.Module):
             self.derivative_name,
             self.derivative_params,
             self.blend,
-            "input",
+            "auto",  # save y where the backward needs only f' (sigmoid, tanh): no exp
         )
 
     def _activation_repr(self) -> List[str]:

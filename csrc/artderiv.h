@@ -4,6 +4,9 @@
 //   #include <artderiv.h>
 //   torch::Tensor y = artderiv::activation(x, "relu", {}, "sigmoid", {4.0});
 //
+// save defaults to "auto" here and in the Python API (the op schema's default
+// stays "input", so models saved before "auto" existed mean the same).
+//
 // Linking the library (artderiv::artderiv from find_package(artderiv)) is
 // enough for TorchScript models that use the ops; no call is needed.
 #pragma once
@@ -22,7 +25,7 @@ inline at::Tensor activation(const at::Tensor& x, c10::string_view activation,
                              c10::string_view derivative = "default",
                              const std::vector<double>& derivative_params = {},
                              const std::optional<at::Tensor>& blend = std::nullopt,
-                             c10::string_view save = "input") {
+                             c10::string_view save = "auto") {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("artderiv::activation", "")
                        .typed<at::Tensor(const at::Tensor&, c10::string_view, c10::ArrayRef<double>,

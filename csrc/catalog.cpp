@@ -18,6 +18,7 @@ struct ActivationEntry {
   const char* default_derivative;
   CheckFn check;
   double (*center)(const Params<double>&);
+  bool has_output_derivative;
 };
 
 struct DerivativeEntry {
@@ -25,6 +26,7 @@ struct DerivativeEntry {
   Deriv deriv;
   c10::ArrayRef<ParamSpec> params;
   bool uses_exact;
+  bool uses_input;
   bool variadic;
   CheckFn check;
   const char* formula;
@@ -32,16 +34,38 @@ struct DerivativeEntry {
 };
 
 #define ARTDERIV_ACT_ENTRY(id, S) \
-  {S::name, Act::id, S::params, S::default_derivative, &S::check, &S::center},
+  {S::name, Act::id, S::params, S::default_derivative, &S::check, &S::center, \
+   S::has_output_derivative},
 const ActivationEntry kActivations[] = {ARTDERIV_ACTIVATIONS(ARTDERIV_ACT_ENTRY)};
 #undef ARTDERIV_ACT_ENTRY
 
 #define ARTDERIV_DERIV_ENTRY(id, S) \
-  {S::name, Deriv::id, S::params, S::uses_exact, S::variadic, &S::check, S::formula, S::source},
+  {S::name,  Deriv::id,    S::params, S::uses_exact, S::uses_input, \
+   S::variadic, &S::check, S::formula, S::source},
 const DerivativeEntry kDerivatives[] = {ARTDERIV_DERIVATIVES(ARTDERIV_DERIV_ENTRY)};
 #undef ARTDERIV_DERIV_ENTRY
 
 constexpr const char* kLikePrefix = "like:";
+
+std::string output_derivative_names() {
+  std::string out;
+  for (const auto& e : kActivations) {
+    if (!e.has_output_derivative) continue;
+    out += (out.empty() ? "" : ", ");
+    out += e.name;
+  }
+  return out;
+}
+
+std::string output_only_derivative_names() {
+  std::string out;
+  for (const auto& e : kDerivatives) {
+    if (e.uses_input) continue;
+    out += (out.empty() ? "" : ", ");
+    out += e.name;
+  }
+  return out;
+}
 
 template <class Entries>
 std::string names_of(const Entries& entries) {
@@ -146,7 +170,7 @@ ActivationSpec resolve_activation(c10::string_view activation, c10::ArrayRef<dou
     if (activation == e.name) {
       const Params<double> p =
           resolve_params(e.name, "activation_params", e.name, e.params, false, e.check, params);
-      return {e.act, p, e.name, e.center(p)};
+      return {e.act, p, e.name, e.center(p), e.has_output_derivative};
     }
   }
   TORCH_CHECK_VALUE(false, "artderiv::activation: argument 'activation' is '", activation,
@@ -167,7 +191,7 @@ DerivativeSpec resolve_derivative(const ActivationSpec& act, c10::string_view de
       if (other == a.name) {
         const Params<double> p =
             resolve_params(act.name, "derivative_params", a.name, a.params, false, a.check, params);
-        return {Deriv::exact, Params<double>{}, true, a.act, p, true, act.center};
+        return {Deriv::exact, Params<double>{}, true, true, a.act, p, true, act.center};
       }
     }
     TORCH_CHECK_VALUE(false, "artderiv.", act.name, ": argument 'derivative' is '", derivative,
@@ -179,6 +203,7 @@ DerivativeSpec resolve_derivative(const ActivationSpec& act, c10::string_view de
               resolve_params(act.name, "derivative_params", e.name, e.params, e.variadic, e.check,
                              params),
               e.uses_exact,
+              e.uses_input,
               act.act,
               act.params,
               false,
@@ -189,10 +214,25 @@ DerivativeSpec resolve_derivative(const ActivationSpec& act, c10::string_view de
                     "'; allowed: default, ", names_of(kDerivatives), ", like:<activation>");
 }
 
-void check_save_mode(const ActivationSpec& act, c10::string_view save) {
-  TORCH_CHECK_VALUE(save == kSaveInput, "artderiv.", act.name, ": argument 'save' is '", save,
-                    "'; allowed: ", kSaveInput);
+SaveMode resolve_save(const ActivationSpec& act, const DerivativeSpec& deriv,
+                      c10::string_view save) {
+  const bool output_possible = act.has_output_derivative && !deriv.uses_input;
+  if (save == "input") return SaveMode::Input;
+  if (save == "auto") return output_possible ? SaveMode::Output : SaveMode::Input;
+  TORCH_CHECK_VALUE(save == "output", "artderiv.", act.name, ": argument 'save' is '", save,
+                    "'; allowed: input, output, auto");
+  TORCH_CHECK_VALUE(act.has_output_derivative, "artderiv.", act.name,
+                    ": argument 'save' is 'output', but the derivative of '", act.name,
+                    "' does not follow from its output; save='output' needs one of: ",
+                    output_derivative_names(), ". Use 'input' or 'auto'");
+  TORCH_CHECK_VALUE(!deriv.uses_input, "artderiv.", act.name,
+                    ": argument 'save' is 'output', but the derivative reads the input x; "
+                    "save='output' needs one that reads only f'(x): ",
+                    output_only_derivative_names(), ". Use 'input' or 'auto'");
+  return SaveMode::Output;
 }
+
+const char* save_mode_name(SaveMode mode) { return mode == SaveMode::Output ? "output" : "input"; }
 
 void check_input(const ActivationSpec& act, const at::Tensor& x, const char* arg) {
   TORCH_CHECK(x.defined(), "artderiv.", act.name, ": argument '", arg, "' is an undefined tensor");
@@ -252,7 +292,8 @@ std::string catalog_json() {
   for (const auto& e : kActivations) {
     os << (first ? "" : ", ") << "{\"name\": \"" << e.name << "\", \"params\": ";
     append_params_json(os, e.params);
-    os << ", \"default_derivative\": \"" << e.default_derivative << "\"}";
+    os << ", \"default_derivative\": \"" << e.default_derivative
+       << "\", \"output_derivative\": " << (e.has_output_derivative ? "true" : "false") << "}";
     first = false;
   }
   os << "], \"derivatives\": [";
@@ -261,11 +302,13 @@ std::string catalog_json() {
     os << (first ? "" : ", ") << "{\"name\": \"" << e.name << "\", \"params\": ";
     append_params_json(os, e.params);
     os << ", \"uses_exact\": " << (e.uses_exact ? "true" : "false")
+       << ", \"uses_input\": " << (e.uses_input ? "true" : "false")
        << ", \"variadic\": " << (e.variadic ? "true" : "false") << ", \"formula\": \""
        << e.formula << "\", \"source\": \"" << e.source << "\"}";
     first = false;
   }
-  os << ", {\"name\": \"like\", \"params\": [], \"uses_exact\": true, \"variadic\": false, "
+  os << ", {\"name\": \"like\", \"params\": [], \"uses_exact\": true, \"uses_input\": true, "
+        "\"variadic\": false, "
         "\"formula\": \"g'(x) for another activation g (op name like:<g>, params: g's)\", "
         "\"source\": \"SUGAR, Horuz et al. 2025 (e.g. relu with like:elu, like:silu)\"}";
   os << "], \"max_table_knots\": " << kMaxTableKnots << "}";

@@ -20,12 +20,14 @@ struct ActivationSpec {
   Params<double> params;
   const char* name;  // e.g. "relu", used in error messages
   double center;     // the surrogate shapes see x - center (step's threshold)
+  bool has_output_derivative;  // f'(x) follows from y = f(x) (sigmoid, tanh, relu)
 };
 
 struct DerivativeSpec {
   Deriv deriv;
   Params<double> params;
   bool uses_exact;  // the shape reads an f'(x) ...
+  bool uses_input;  // the shape reads x itself (not only f'(x))
   // ... of this activation: the layer's own, or another one for
   // "like:<activation>" (the exact derivative of another activation).
   Act exact_of;
@@ -36,8 +38,13 @@ struct DerivativeSpec {
   double exact_of_center;
 };
 
-// The only save mode so far: the forward keeps its input for the backward.
-constexpr const char* kSaveInput = "input";
+// What the forward keeps for the backward (the op's `save` argument):
+//   "input"  x, always possible;
+//   "output" y = f(x), when the activation's f' follows from y and the shape
+//            reads only f' (exact, exact_plus, floor, identity): no exp in the
+//            backward for sigmoid/tanh, as torch's own sigmoid/tanh backward;
+//   "auto"   "output" where possible, else "input".
+enum class SaveMode : uint8_t { Input, Output };
 
 ActivationSpec resolve_activation(c10::string_view activation, c10::ArrayRef<double> params);
 
@@ -47,7 +54,11 @@ ActivationSpec resolve_activation(c10::string_view activation, c10::ArrayRef<dou
 DerivativeSpec resolve_derivative(const ActivationSpec& act, c10::string_view derivative,
                                   c10::ArrayRef<double> params);
 
-void check_save_mode(const ActivationSpec& act, c10::string_view save);
+// The save mode `save` names for this activation and derivative ("auto"
+// resolved); an error for an unknown name or an impossible "output".
+SaveMode resolve_save(const ActivationSpec& act, const DerivativeSpec& deriv,
+                      c10::string_view save);
+const char* save_mode_name(SaveMode mode);
 
 // x: a floating tensor (float32, float64, float16, bfloat16); `arg` names it in errors.
 void check_input(const ActivationSpec& act, const at::Tensor& x, const char* arg = "x");

@@ -10,8 +10,9 @@ namespace {
 // Meta: shapes, dtypes and strides only; forward_op/backward_op already
 // validated and allocated like the real backends do.
 void forward_meta(at::Tensor&, const at::Tensor&, const ActivationSpec&) {}
-void backward_meta(at::Tensor&, const at::Tensor&, const at::Tensor&, const ActivationSpec&,
-                   const DerivativeSpec&, const std::optional<at::Tensor>&) {}
+void backward_meta(at::Tensor&, const at::Tensor&, const at::Tensor&, SaveMode,
+                   const ActivationSpec&, const DerivativeSpec&,
+                   const std::optional<at::Tensor>&) {}
 
 // The public op below autograd (inference_mode, no autograd key, libtorch
 // c10::InferenceMode): the forward alone, with the derivative arguments still
@@ -38,8 +39,9 @@ at::Tensor activation_no_autograd(const at::Tensor& x, c10::string_view activati
               "--no-build-isolation .), or move the tensor to the CPU.");
 }
 void forward_no_cuda(at::Tensor&, const at::Tensor&, const ActivationSpec&) { no_cuda(); }
-void backward_no_cuda(at::Tensor&, const at::Tensor&, const at::Tensor&, const ActivationSpec&,
-                      const DerivativeSpec&, const std::optional<at::Tensor>&) {
+void backward_no_cuda(at::Tensor&, const at::Tensor&, const at::Tensor&, SaveMode,
+                      const ActivationSpec&, const DerivativeSpec&,
+                      const std::optional<at::Tensor>&) {
   no_cuda();
 }
 #endif

@@ -18,22 +18,26 @@
 namespace artderiv {
 
 using ForwardKernel = void (*)(at::Tensor& y, const at::Tensor& x, const ActivationSpec& act);
-using BackwardKernel = void (*)(at::Tensor& grad_x, const at::Tensor& grad, const at::Tensor& x,
-                                const ActivationSpec& act, const DerivativeSpec& deriv,
+// `saved` is x, or y = f(x) when save == SaveMode::Output (then every f' the
+// backward reads comes from the activation's derivative_from_output).
+using BackwardKernel = void (*)(at::Tensor& grad_x, const at::Tensor& grad, const at::Tensor& saved,
+                                SaveMode save, const ActivationSpec& act,
+                                const DerivativeSpec& deriv,
                                 const std::optional<at::Tensor>& blend);
 
 // The public op's checks, run at the call in every mode (autograd, inference,
 // no autograd key), so a bad derivative or blend fails before any backward.
-inline void check_activation_call(const at::Tensor& x, c10::string_view activation,
+// Returns what the forward must save.
+inline SaveMode check_activation_call(const at::Tensor& x, c10::string_view activation,
                                   c10::ArrayRef<double> activation_params,
                                   c10::string_view derivative,
                                   c10::ArrayRef<double> derivative_params,
                                   const std::optional<at::Tensor>& blend, c10::string_view save) {
   const ActivationSpec act = resolve_activation(activation, activation_params);
-  resolve_derivative(act, derivative, derivative_params);
-  check_save_mode(act, save);
+  const SaveMode mode = resolve_save(act, resolve_derivative(act, derivative, derivative_params), save);
   check_input(act, x);
   check_blend(act, blend, x);
+  return mode;
 }
 
 template <ForwardKernel kernel>
@@ -53,19 +57,19 @@ at::Tensor backward_op(const at::Tensor& grad, const at::Tensor& saved, c10::str
                        const std::optional<at::Tensor>& blend) {
   const ActivationSpec act = resolve_activation(activation, activation_params);
   const DerivativeSpec deriv = resolve_derivative(act, derivative, derivative_params);
-  check_save_mode(act, save);
+  const SaveMode mode = resolve_save(act, deriv, save);
   check_input(act, saved, "saved");
   check_grad(act, grad, saved);
   check_blend(act, blend, saved);
   at::Tensor grad_x = at::empty_like(saved);
-  kernel(grad_x, grad, saved, act, deriv, blend);
+  kernel(grad_x, grad, saved, mode, act, deriv, blend);
   return grad_x;
 }
 
 // Backend kernels (defined in cpu/ and cuda/).
 void activation_forward_cpu(at::Tensor& y, const at::Tensor& x, const ActivationSpec& act);
-void activation_backward_cpu(at::Tensor& grad_x, const at::Tensor& grad, const at::Tensor& x,
-                             const ActivationSpec& act, const DerivativeSpec& deriv,
+void activation_backward_cpu(at::Tensor& grad_x, const at::Tensor& grad, const at::Tensor& saved,
+                             SaveMode save, const ActivationSpec& act, const DerivativeSpec& deriv,
                              const std::optional<at::Tensor>& blend);
 
 }  // namespace artderiv

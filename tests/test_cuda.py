@@ -48,9 +48,9 @@ def sample(shape=(37, 53), dtype=torch.float32, device="cpu", seed=0):
     return x.to(dtype=dtype, device=device)
 
 
-def run(x, act, deriv, dparams, blend=None, grad=None):
+def run(x, act, deriv, dparams, blend=None, grad=None, save="input"):
     xr = x.detach().clone().requires_grad_()
-    y = OPS.activation(xr, act, [], deriv, dparams, blend, "input")
+    y = OPS.activation(xr, act, [], deriv, dparams, blend, save)
     g = grad if grad is not None else torch.ones_like(y)
     (gx,) = torch.autograd.grad(y, xr, g)
     return y, gx
@@ -72,6 +72,19 @@ def test_device_matches_cpu_for_every_activation(device, dtype, act):
         assert y.device.type == device and g.dtype == dtype
         assert_close(y, y_cpu, dtype)
         assert_close(g, g_cpu, dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("act", ["relu", "sigmoid", "tanh"])
+def test_save_output_matches_cpu(device, dtype, act):
+    """save="output": the backward reads f' from the saved y, on every backend alike."""
+    x = sample(dtype=dtype)
+    for deriv, dparams in [("exact", []), ("exact_plus", [0.1]), ("floor", [0.05]), ("identity", [])]:
+        for blend in (None, torch.tensor(0.3)):
+            _, g_cpu = run(x, act, deriv, dparams, blend, save="output")
+            _, g = run(x.to(device), act, deriv, dparams, None if blend is None else blend.to(device), save="output")
+            assert_close(g, g_cpu, dtype)
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -96,25 +96,103 @@ def test_forward_special_values_explicitly():
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("save", ["input", "auto"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("act", ACTIVATIONS, ids=ACT_IDS)
-def test_exact_gradient_equals_torch_autograd(act, dtype):
+def test_exact_gradient_equals_torch_autograd(act, dtype, save):
     x = make_x(dtype, n=4099)
     g = make_grad(x)
     expected = grad_of(act.torch_fn, x, g)
-    got_python = grad_of(lambda t: python_api(act)(t, "exact"), x, g)
-    got_op = grad_of(lambda t: OPS.activation(t, act.name, act.params, "exact", [], None, "input"), x, g)
-    assert_bitwise_equal(got_python, got_op)
+    got_op = grad_of(lambda t: OPS.activation(t, act.name, act.params, "exact", [], None, save), x, g)
+    if save == "auto":  # what the Python API passes
+        assert_bitwise_equal(grad_of(lambda t: python_api(act)(t, "exact"), x, g), got_op)
     if act.name in RELU_FAMILY:
         # Piecewise constant derivative: exactly torch's, kinks and NaN included
         # (the sign of zero gradients aside: grad * 0 vs torch's select).
         assert_bitwise_equal(got_op, expected, zero_sign=False)
     else:
-        # Float32/64: a couple of ulp. Half types: torch computes sigmoid/tanh
-        # backward from the rounded half output, artderiv from x in float, so
-        # both are within ~1 half-eps of the (O(1)) intermediates: 2 ulp of the
-        # dtype, scaled to the magnitude of the result or of the gradient.
+        # Float32/64: a couple of ulp. Half types with save="input": torch
+        # computes sigmoid/tanh backward from the rounded half output, artderiv
+        # from x in float, so both are within ~1 half-eps of the (O(1))
+        # intermediates: 2 ulp of the dtype, scaled to the magnitude of the
+        # result or of the gradient. save="auto" reads the output, as torch.
         assert_ulp_close(got_op, expected, 2, magnitude=g, msg=f"{act.id} {dtype}")
+
+
+# Activations whose f' follows from the output, and the shapes that read only f'.
+OUTPUT_ACTS = ["relu", "sigmoid", "tanh"]
+OUTPUT_SHAPES = [("exact", []), ("exact_plus", [0.1]), ("floor", [0.05]), ("identity", [])]
+
+
+@pytest.mark.parametrize("blend", [None, 0.3], ids=["noblend", "blend0.3"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("act", OUTPUT_ACTS)
+def test_save_output_gradient(act, dtype, blend):
+    """save="output" keeps y and computes f' from it: the same gradient as
+    save="input" up to the rounding of y (exactly torch's own for `exact`),
+    and "auto" picks it for these activation/shape pairs."""
+    x = make_x(dtype, n=4099)
+    g = make_grad(x)
+    b = None if blend is None else torch.tensor(blend, dtype=torch.float64)
+    torch_fn = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}[act]
+    for shape, params in OUTPUT_SHAPES:
+        def call(t, save):
+            return OPS.activation(t, act, [], shape, params, b, save)
+
+        from_output = grad_of(lambda t: call(t, "output"), x, g)
+        assert_bitwise_equal(grad_of(lambda t: call(t, "auto"), x, g), from_output)
+        # The backward op fed the output gives the same.
+        y = call(x.detach(), "input")
+        direct = OPS.activation_backward(g, y, "output", act, [], shape, params, b)
+        assert_bitwise_equal(direct, from_output)
+        from_input = grad_of(lambda t: call(t, "input"), x, g)
+        if act == "relu" or dtype == torch.float64:
+            # relu'(relu(x)) == relu'(x); float64 rounding of y is negligible
+            tol = 0 if act == "relu" else 1e-12
+            torch.testing.assert_close(from_output, from_input, rtol=tol, atol=tol, equal_nan=True)
+        # The factor f'(y) (plus c, floored, blended) against float64 math on the rounded y.
+        y64 = torch_fn(x.detach()).double()
+        exact = {"relu": (y64 > 0).double(), "sigmoid": (1 - y64) * y64, "tanh": 1 - y64 * y64}[act]
+        if act == "relu":
+            exact = torch.where(y64.isnan(), torch.ones_like(y64), exact)
+        factor = {"exact": exact, "exact_plus": exact + 0.1, "floor": exact.clamp_min(0.05),
+                  "identity": torch.ones_like(exact)}[shape]
+        if blend is not None:
+            factor = (1 - blend) * factor + blend * exact
+        assert_ulp_close(from_output, g.double() * factor, 4, magnitude=g,
+                         magnitude_dtype=torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype,
+                         msg=f"{act}:{shape} {dtype}")
+
+
+def test_save_auto_chooses_by_formula():
+    """"auto" saves the output only where the backward needs nothing else;
+    autograd then rejects an in-place change of y (as for torch.sigmoid), and
+    an in-place change of x no longer matters."""
+    x = torch.randn(64, dtype=torch.float64, requires_grad=True)
+    y = OPS.activation(x, "sigmoid", [], "exact_plus", [], None, "auto")
+    y.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+    # relu with the sigmoid shape reads x: "auto" saves x, so changing y is fine.
+    x2 = torch.randn(64, dtype=torch.float64, requires_grad=True)
+    y2 = OPS.activation(x2 * 1, "relu", [], "sigmoid", [], None, "auto")
+    y2.mul_(2)
+    y2.sum().backward()
+    assert x2.grad is not None
+
+
+def test_python_api_saves_output_for_sigmoid_and_tanh():
+    x = torch.randn(64, dtype=torch.float64, requires_grad=True)
+    for fn in (artderiv.sigmoid, artderiv.tanh):
+        y = fn(x)  # default derivative exact_plus: reads only f'
+        y.add_(1)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            y.sum().backward()
+    layer = artderiv.nn.Sigmoid()
+    y = layer(x)
+    y.add_(1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
 
 
 def test_exact_relu_blocks_nonfinite_gradient_like_torch():
@@ -171,9 +249,18 @@ def test_derivative_matches_reference(act, deriv, dtype, blend):
     elif blend[0] == "float":
         b_value = blend[1]
         b_tensor = torch.tensor(b_value, dtype=torch.float64)
-        # The Python API: a Derivative object (or name) and a float blend.
-        got = grad_of(
+        # The Python API: a Derivative object (or name) and a float blend. It
+        # passes save="auto" (f' from the rounded output where possible: see
+        # test_save_output_gradient); the formula is checked on save="input".
+        public = grad_of(
             lambda t: artderiv.activation(t, act.name, act.params, _derivative_object(deriv), blend=b_value), x, g
+        )
+        assert_bitwise_equal(
+            public,
+            grad_of(lambda t: OPS.activation(t, act.name, act.params, deriv.name, deriv.params, b_tensor, "auto"), x, g),
+        )
+        got = grad_of(
+            lambda t: OPS.activation(t, act.name, act.params, deriv.name, deriv.params, b_tensor, "input"), x, g
         )
     else:
         b_value = blend[1]
@@ -286,15 +373,19 @@ def test_default_derivative(act, dtype):
     x = make_x(dtype, n=1000)
     g = make_grad(x)
     name, params = DEFAULT_DERIVATIVES[act.name]
+    # The Python API passes save="auto"; the op's schema default is "input".
     via_none = grad_of(lambda t: python_api(act)(t), x, g)
+    assert_bitwise_equal(
+        via_none, grad_of(lambda t: OPS.activation(t, act.name, act.params, name, params, None, "auto"), x, g)
+    )
     via_default_name = grad_of(lambda t: OPS.activation(t, act.name, act.params, "default", [], None, "input"), x, g)
     via_schema_default = grad_of(lambda t: OPS.activation(t, act.name, act.params), x, g)
     explicit = grad_of(lambda t: OPS.activation(t, act.name, act.params, name, params, None, "input"), x, g)
-    for got in (via_none, via_default_name, via_schema_default):
+    for got in (via_default_name, via_schema_default):
         assert_bitwise_equal(got, explicit)
     expected = expected_grad64(act, name, params, x, g)
     ulps = 2 if dtype in HALF_DTYPES else 4
-    assert_ulp_close(via_none, expected, ulps, magnitude=g, magnitude_dtype=compute_dtype(dtype))
+    assert_ulp_close(explicit, expected, ulps, magnitude=g, magnitude_dtype=compute_dtype(dtype))
     # Not vacuous: the default is not the exact derivative.
     exact = grad_of(lambda t: python_api(act)(t, "exact"), x, g)
     assert not torch.equal(via_none.nan_to_num(), exact.nan_to_num())

@@ -84,6 +84,22 @@ def test_opcheck_activation(layout, combo, requires_grad):
     torch.library.opcheck(OPS.activation.default, (x, act, ap, deriv, dp, _blend(b), "input"), test_utils=STATIC_UTILS)
 
 
+# save="output" and "auto" (which picks output here): y is saved instead of x.
+SAVE_COMBOS = [("sigmoid", "exact_plus", [0.1], None, "output"), ("tanh", "exact", [], 0.3, "auto"),
+               ("relu", "floor", [0.05], None, "output")]
+
+
+@pytest.mark.parametrize("combo", SAVE_COMBOS, ids=[f"{a}-{d}-{s}" for a, d, _, _, s in SAVE_COMBOS])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_opcheck_save_output(layout, combo):
+    act, deriv, dp, b, save = combo
+    x = make_layout(layout).requires_grad_()
+    torch.library.opcheck(OPS.activation.default, (x, act, [], deriv, dp, _blend(b), save), test_utils=STATIC_UTILS)
+    y = OPS.activation(x.detach(), act, [], "exact", [], None, "input")
+    g = make_layout(layout, seed=1)
+    torch.library.opcheck(OPS.activation_backward.default, (g, y, "output", act, [], deriv, dp, _blend(b)))
+
+
 @pytest.mark.parametrize("combo", COMBOS[:4], ids=COMBO_IDS[:4])
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_opcheck_helper_ops(layout, combo):
@@ -520,11 +536,14 @@ BAD_CALLS = {
     "blend-2-elements": (lambda x: artderiv.relu(x, blend=torch.tensor([0.1, 0.2])), ValueError, ["artderiv.relu", "'blend'", "one-element"]),
     "blend-empty": (lambda x: artderiv.sigmoid(x, blend=torch.tensor([])), ValueError, ["artderiv.sigmoid", "'blend'"]),
     "blend-int": (lambda x: artderiv.tanh(x, blend=torch.tensor(1)), TypeError, ["artderiv.tanh", "'blend'", "floating"]),
-    "save=output": (lambda x: OPS.activation(x, "sigmoid", [], "default", [], None, "output"), ValueError, ["artderiv.sigmoid", "'save'", "output", "input"]),
+    "save=unknown": (lambda x: OPS.activation(x, "sigmoid", [], "default", [], None, "outputs"), ValueError, ["artderiv.sigmoid", "'save'", "outputs", "input, output, auto"]),
+    "save=output-activation": (lambda x: OPS.activation(x, "elu", [], "exact", [], None, "output"), ValueError, ["artderiv.elu", "'save'", "'output'", "relu, sigmoid, tanh", "'auto'"]),
+    "save=output-shape": (lambda x: OPS.activation(x, "relu", [], "sigmoid", [], None, "output"), ValueError, ["artderiv.relu", "'save'", "reads the input", "exact, exact_plus, floor, identity"]),
+    "save=output-like": (lambda x: OPS.activation(x, "tanh", [], "like:elu", [], None, "output"), ValueError, ["artderiv.tanh", "'save'", "reads the input"]),
     "derivative-wrong-type": (lambda x: artderiv.relu(x, 3), TypeError, ["'derivative'"]),
     "backward-op-grad-dtype": (lambda x: OPS.activation_backward(torch.ones(3, 4, dtype=torch.float64, device=x.device), x.detach(), "input", "relu", [], "exact", [], None), TypeError, ["artderiv.relu", "'grad'", "dtype"]),
     "backward-op-grad-shape": (lambda x: OPS.activation_backward(torch.ones(4, 3, device=x.device), x.detach(), "input", "relu", [], "exact", [], None), ValueError, ["artderiv.relu", "'grad'", "shape"]),
-    "backward-op-save": (lambda x: OPS.activation_backward(torch.ones(3, 4, device=x.device), x.detach(), "output", "tanh", [], "exact", [], None), ValueError, ["artderiv.tanh", "'save'"]),
+    "backward-op-save": (lambda x: OPS.activation_backward(torch.ones(3, 4, device=x.device), x.detach(), "output", "tanh", [], "atan", [], None), ValueError, ["artderiv.tanh", "'save'"]),
     "backward-op-beta=0": (lambda x: OPS.activation_backward(torch.ones(3, 4, device=x.device), x.detach(), "input", "relu", [], "sigmoid", [0.0], None), ValueError, ["artderiv.relu", "'derivative_params'", "'beta'"]),
 }
 MODES = ["autograd", "no_grad", "inference_mode", "meta"]

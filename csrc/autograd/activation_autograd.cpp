@@ -1,5 +1,6 @@
 // Autograd for artderiv::activation, in C++ so that TorchScript and libtorch
-// models train without Python. The forward saves its input; the backward calls
+// models train without Python. The forward saves its input x, or its output
+// y where the save mode allows (see SaveMode in catalog.h); the backward calls
 // artderiv::activation_backward through the dispatcher (so it runs on whatever
 // backend holds the tensors, and torch.compile / export trace the helper ops).
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -42,15 +43,18 @@ class ActivationFunction : public torch::autograd::Function<ActivationFunction> 
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, std::string activation,
                             std::vector<double> activation_params, std::string derivative,
                             std::vector<double> derivative_params,
-                            const std::optional<at::Tensor>& blend, std::string save) {
+                            const std::optional<at::Tensor>& blend, SaveMode save) {
     at::AutoDispatchBelowADInplaceOrView guard;
     at::Tensor y = call_forward(x, activation, activation_params);
-    ctx->save_for_backward({x, blend.has_value() ? *blend : at::Tensor()});
+    // Saving the output y is what torch's sigmoid/tanh/relu do; autograd then
+    // rejects a later in-place change of y, as it does for theirs.
+    ctx->save_for_backward({save == SaveMode::Output ? y : x,
+                            blend.has_value() ? *blend : at::Tensor()});
     ctx->saved_data["activation"] = activation;
     ctx->saved_data["activation_params"] = activation_params;
     ctx->saved_data["derivative"] = derivative;
     ctx->saved_data["derivative_params"] = derivative_params;
-    ctx->saved_data["save"] = save;
+    ctx->saved_data["save"] = std::string(save_mode_name(save));
     return y;
   }
 
@@ -102,8 +106,8 @@ at::Tensor activation_autograd(const at::Tensor& x, c10::string_view activation,
                                c10::ArrayRef<double> derivative_params,
                                const std::optional<at::Tensor>& blend, c10::string_view save) {
   // Fail at the call, not at backward time, for a bad derivative or blend.
-  check_activation_call(x, activation, activation_params, derivative, derivative_params, blend,
-                        save);
+  const SaveMode mode = check_activation_call(x, activation, activation_params, derivative,
+                                              derivative_params, blend, save);
   if (!at::GradMode::is_enabled() || !x.requires_grad()) {
     // Nothing to differentiate: skip the autograd node (and what it saves).
     at::AutoDispatchBelowADInplaceOrView guard;
@@ -111,7 +115,7 @@ at::Tensor activation_autograd(const at::Tensor& x, c10::string_view activation,
   }
   return ActivationFunction::apply(x, std::string(activation), activation_params.vec(),
                                    std::string(derivative), derivative_params.vec(), blend,
-                                   std::string(save));
+                                   mode);
 }
 
 at::Tensor activation_backward_autograd(const at::Tensor& grad, const at::Tensor& saved,

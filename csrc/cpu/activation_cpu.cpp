@@ -39,16 +39,16 @@ void activation_forward_cpu(at::Tensor& y, const at::Tensor& x, const Activation
   cpu::kernels().forward(iter, act);
 }
 
-void activation_backward_cpu(at::Tensor& grad_x, const at::Tensor& grad, const at::Tensor& x,
-                             const ActivationSpec& act, const DerivativeSpec& deriv,
+void activation_backward_cpu(at::Tensor& grad_x, const at::Tensor& grad, const at::Tensor& saved,
+                             SaveMode save, const ActivationSpec& act, const DerivativeSpec& deriv,
                              const std::optional<at::Tensor>& blend) {
   const double b = read_cpu_blend(act, blend);
   auto iter = at::TensorIteratorConfig()
                   .add_output(grad_x)
                   .add_const_input(grad)
-                  .add_const_input(x)
+                  .add_const_input(saved)
                   .build();
-  cpu::kernels().backward(iter, act, deriv, b);
+  cpu::kernels().backward(iter, save, act, deriv, b);
 }
 
 TORCH_LIBRARY_FRAGMENT(artderiv, m) {

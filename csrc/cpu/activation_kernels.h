@@ -103,6 +103,16 @@ void backward_block(const T* grad, const T* x, const T* shape_exact, const T* bl
   });
 }
 
+// f'(x) from the saved output y (save="output"), for the activations that have it.
+template <class A, class T>
+void output_exact_block(const T* y, T* exact, int64_t n, const Params<double>& params) {
+  using V = Vectorized<T>;
+  const auto p = broadcast<T>(params);
+  for_each_vector<T>(n, [&](int64_t i, int64_t len) {
+    A::derivative_from_output(V::loadu(y + i, len), p).store(exact + i, len);
+  });
+}
+
 template <class T>
 UnaryBlockFn<T> forward_block_for(Act act) {
   return visit_activation(act, [](auto a) -> UnaryBlockFn<T> {
@@ -114,6 +124,15 @@ template <class T>
 UnaryBlockFn<T> exact_block_for(Act act) {
   return visit_activation(act, [](auto a) -> UnaryBlockFn<T> {
     return &exact_block<decltype(a), T>;
+  });
+}
+
+template <class T>
+UnaryBlockFn<T> output_exact_block_for(Act act) {
+  return visit_activation(act, [](auto a) -> UnaryBlockFn<T> {
+    using A = decltype(a);
+    if constexpr (A::has_output_derivative) return &output_exact_block<A, T>;
+    return nullptr;  // never called: resolve_save allows "output" only where it exists
   });
 }
 
@@ -212,15 +231,21 @@ inline void forward(at::TensorIteratorBase& iter, const ActivationSpec& act) {
   });
 }
 
-inline void backward(at::TensorIteratorBase& iter, const ActivationSpec& act,
+inline void backward(at::TensorIteratorBase& iter, SaveMode save, const ActivationSpec& act,
                      const DerivativeSpec& deriv, double blend) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.dtype(), "artderiv_backward", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
     const bool blending = blend != 0.0;
     // f'(x) for the shape (the layer's activation, or another for like:<g>),
     // and the layer's own f'(x) for blending: one buffer unless like:<g>.
-    const UnaryBlockFn<opmath_t> shape_exact = exact_block_for<opmath_t>(deriv.exact_of);
-    const UnaryBlockFn<opmath_t> own_exact = exact_block_for<opmath_t>(act.act);
+    // With save="output" the saved tensor is y and both come from y (the
+    // shape then reads no x, and like:<g> is not allowed).
+    const bool from_output = save == SaveMode::Output;
+    const UnaryBlockFn<opmath_t> shape_exact = from_output
+                                                   ? output_exact_block_for<opmath_t>(act.act)
+                                                   : exact_block_for<opmath_t>(deriv.exact_of);
+    const UnaryBlockFn<opmath_t> own_exact = from_output ? output_exact_block_for<opmath_t>(act.act)
+                                                         : exact_block_for<opmath_t>(act.act);
     const bool separate_blend_exact = blending && deriv.like;
     const BackwardBlockFn<opmath_t> block = backward_block_for<opmath_t>(deriv.deriv, blending);
     const Params<double> dp = deriv.params;

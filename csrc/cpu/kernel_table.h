@@ -15,8 +15,9 @@ struct KernelTable {
   const char* isa;
   // iter: output y, input x.
   void (*forward)(at::TensorIteratorBase& iter, const ActivationSpec& act);
-  // iter: output grad_x, inputs grad, x. blend is in [0, 1].
-  void (*backward)(at::TensorIteratorBase& iter, const ActivationSpec& act,
+  // iter: output grad_x, inputs grad, saved (x, or y for SaveMode::Output).
+  // blend is in [0, 1].
+  void (*backward)(at::TensorIteratorBase& iter, SaveMode save, const ActivationSpec& act,
                    const DerivativeSpec& deriv, double blend);
 };
 

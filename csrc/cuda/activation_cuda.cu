@@ -47,6 +47,7 @@ struct BackwardArgs {
   Params<opmath_t> deriv_params;
   bool shape_uses_exact;
   bool blending;
+  bool from_output;                 // x is the saved output y: f' from derivative_from_output
   opmath_t center;                  // the shape sees x - center
   const float* blend_ptr;           // device blend, or nullptr
   opmath_t blend_value;             // host blend when blend_ptr is null
@@ -69,6 +70,18 @@ __device__ __noinline__ opmath_t exact_derivative(Act act, opmath_t x, const Par
   return visit_activation(act, [&](auto a) { return decltype(a)::derivative(x, *p); });
 }
 
+// f'(x) from y = f(x) for save="output" (only activations that have it are
+// ever asked: resolve_save checks).
+template <class opmath_t>
+__device__ __noinline__ opmath_t output_exact_derivative(Act act, opmath_t y,
+                                                         const Params<opmath_t>* p) {
+  return visit_activation(act, [&](auto a) -> opmath_t {
+    using A = decltype(a);
+    if constexpr (A::has_output_derivative) return A::derivative_from_output(y, *p);
+    return opmath_t(0);
+  });
+}
+
 template <class A, class scalar_t>
 struct ForwardOp {
   using opmath_t = at::opmath_type<scalar_t>;
@@ -83,15 +96,18 @@ struct BackwardOp {
   using opmath_t = at::opmath_type<scalar_t>;
   BackwardArgs<opmath_t> a;
   __device__ __forceinline__ scalar_t operator()(scalar_t grad, scalar_t x_in, opmath_t blend) const {
+    // x_in is x, or y when from_output (then exact_of == act and D reads no x).
     const opmath_t x = static_cast<opmath_t>(x_in);
     const opmath_t shape_exact =
-        D::uses_exact ? exact_derivative(a.exact_of, x - a.exact_of_center, &a.exact_of_params)
-                      : opmath_t(0);
+        !D::uses_exact ? opmath_t(0)
+        : a.from_output
+            ? output_exact_derivative(a.act, x, &a.act_params)
+            : exact_derivative(a.exact_of, x - a.exact_of_center, &a.exact_of_params);
     opmath_t d = D::eval(x - a.center, shape_exact, a.deriv_params);
     if (a.blending) {
-      const opmath_t own_exact = (D::uses_exact && a.exact_of == a.act)
-                                     ? shape_exact
-                                     : exact_derivative(a.act, x, &a.act_params);
+      const opmath_t own_exact = (D::uses_exact && a.exact_of == a.act) ? shape_exact
+                                 : a.from_output ? output_exact_derivative(a.act, x, &a.act_params)
+                                                 : exact_derivative(a.act, x, &a.act_params);
       d = (opmath_t(1) - blend) * d + blend * own_exact;
     }
     return static_cast<scalar_t>(math::gate(static_cast<opmath_t>(grad), d));
@@ -232,7 +248,7 @@ void activation_forward_cuda(at::Tensor& y, const at::Tensor& x_any, const Activ
 }
 
 void activation_backward_cuda(at::Tensor& grad_x, const at::Tensor& grad_any,
-                              const at::Tensor& x_any, const ActivationSpec& act,
+                              const at::Tensor& x_any, SaveMode save, const ActivationSpec& act,
                               const DerivativeSpec& deriv,
                               const std::optional<at::Tensor>& blend) {
   using namespace cuda;
@@ -271,6 +287,7 @@ void activation_backward_cuda(at::Tensor& grad_x, const at::Tensor& grad_any,
                                       cast_params<opmath_t>(deriv.params),
                                       deriv.uses_exact,
                                       blending,
+                                      save == SaveMode::Output,
                                       static_cast<opmath_t>(act.center),
                                       blend_device.defined() ? blend_device.const_data_ptr<float>() : nullptr,
                                       static_cast<opmath_t>(blend_value)};

@@ -30,6 +30,13 @@ struct Relu : ActivationBase {
   ARTDERIV_HD static T derivative(T x, const Params<T>&) {
     return math::select(x <= T(0), T(0), T(1));
   }
+  // y > 0 exactly where x > 0 (and NaN stays NaN): relu'(relu(x)) == relu'(x),
+  // which is how torch's relu backward reads its saved result.
+  static constexpr bool has_output_derivative = true;
+  template <class T>
+  ARTDERIV_HD static T derivative_from_output(T y, const Params<T>& p) {
+    return derivative(y, p);
+  }
 };
 
 struct Relu6 : ActivationBase {
@@ -134,9 +141,14 @@ struct Sigmoid : ActivationBase {
     return logistic(x);
   }
   template <class T>
-  ARTDERIV_HD static T derivative(T x, const Params<T>&) {
-    const T s = logistic(x);
-    return (T(1) - s) * s;
+  ARTDERIV_HD static T derivative(T x, const Params<T>& p) {
+    return derivative_from_output(logistic(x), p);
+  }
+  // sigmoid_backward's (1 - y) * y.
+  static constexpr bool has_output_derivative = true;
+  template <class T>
+  ARTDERIV_HD static T derivative_from_output(T y, const Params<T>&) {
+    return (T(1) - y) * y;
   }
 };
 
@@ -163,9 +175,14 @@ struct Tanh : ActivationBase {
     return math::tanh(x);
   }
   template <class T>
-  ARTDERIV_HD static T derivative(T x, const Params<T>&) {
-    const T t = math::tanh(x);
-    return T(1) - t * t;
+  ARTDERIV_HD static T derivative(T x, const Params<T>& p) {
+    return derivative_from_output(math::tanh(x), p);
+  }
+  // tanh_backward's 1 - y^2.
+  static constexpr bool has_output_derivative = true;
+  template <class T>
+  ARTDERIV_HD static T derivative_from_output(T y, const Params<T>&) {
+    return T(1) - y * y;
   }
 };
 

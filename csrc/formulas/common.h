@@ -42,10 +42,15 @@ struct ActivationBase {
   static double center(const Params<double>&) { return 0.0; }
   // Checks that involve several parameters; nullptr when fine.
   static const char* check(const Params<double>&) { return nullptr; }
+  // True when f'(x) follows from y = f(x) alone: the activation then defines
+  // derivative_from_output(y, p), and save="output" can keep y instead of x
+  // (what torch does for sigmoid and tanh: no exp in the backward).
+  static constexpr bool has_output_derivative = false;
 };
 
 struct DerivativeBase {
   static constexpr bool uses_exact = false;  // eval reads f'(x)
+  static constexpr bool uses_input = true;   // eval reads x (false: f'(x) only, save="output" works)
   static constexpr bool variadic = false;    // any number of parameters (table)
   static const char* check(const Params<double>&) { return nullptr; }
 };

@@ -15,6 +15,7 @@ struct Exact : DerivativeBase {
   static constexpr const char* formula = "f'(x)";
   static constexpr const char* source = "the activation's true derivative (PyTorch's convention at kinks)";
   static constexpr bool uses_exact = true;
+  static constexpr bool uses_input = false;
   static constexpr std::array<ParamSpec, 0> params{};
   template <class T>
   ARTDERIV_HD static T eval(T, T exact, const Params<T>&) {
@@ -38,6 +39,7 @@ struct ExactPlus : DerivativeBase {
   static constexpr const char* formula = "f'(x) + c";
   static constexpr const char* source = "Roodschild, Gotay Sardinas & Will, 2020";
   static constexpr bool uses_exact = true;
+  static constexpr bool uses_input = false;
   static constexpr std::array<ParamSpec, 1> params{{{"c", 0.05, Constraint::NonNegative}}};
   template <class T>
   ARTDERIV_HD static T eval(T, T exact, const Params<T>& p) {
@@ -50,6 +52,7 @@ struct Floor : DerivativeBase {
   static constexpr const char* formula = "max(f'(x), eps)";
   static constexpr const char* source = "ProxyGrad-style leaky derivative (for ReLU: the leaky-ReLU derivative)";
   static constexpr bool uses_exact = true;
+  static constexpr bool uses_input = false;
   static constexpr std::array<ParamSpec, 1> params{{{"eps", 0.01, Constraint::NonNegative}}};
   template <class T>
   ARTDERIV_HD static T eval(T, T exact, const Params<T>& p) {
@@ -178,6 +181,7 @@ struct Identity : DerivativeBase {
   static constexpr const char* name = "identity";
   static constexpr const char* formula = "1";
   static constexpr const char* source = "straight-through estimator (Bengio et al. 2013)";
+  static constexpr bool uses_input = false;
   static constexpr std::array<ParamSpec, 0> params{};
   template <class T>
   ARTDERIV_HD static T eval(T, T, const Params<T>&) {
