@@ -14,7 +14,7 @@ from typing import Callable, Dict, Tuple
 import torch
 import torch.nn.functional as F
 
-import artderiv  # noqa: F401  (loads the op library: torch.ops.artderiv)
+import artderiv
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,14 @@ def parse_case(text: str) -> Case:
 
 
 def artderiv_fn(case: Case) -> Callable:
-    act, ap, der, dp = case.activation, list(case.activation_params), case.derivative, list(case.derivative_params)
-    op = torch.ops.artderiv.activation
-    return lambda x: op(x, act, ap, der, dp, None, "input")
+    """What a user calls: the public function, e.g. artderiv.relu(x, derivative="sigmoid")
+    (it passes save="auto": the output is saved where that spares the backward work)."""
+    fn = getattr(artderiv, case.activation)
+    der = case.derivative
+    if case.derivative_params:
+        der = getattr(artderiv.derivatives, case.derivative)(*case.derivative_params)
+    ap = list(case.activation_params)
+    return lambda x: fn(x, *ap, derivative=der)
 
 
 def eager_recipe(case: Case) -> Callable:

@@ -314,8 +314,9 @@ DET_COMBOS = [
     ("leaky_relu", [0.2], "atan", [], None),
     ("sigmoid", [], "exact_plus", [], None),
     ("tanh", [], "exact", [], 1.0),
+    ("tanh", [], "exact_plus", [0.1], None, "output"),  # the backward reads y
 ]
-DET_IDS = [f"{c[0]}-{c[2]}" for c in DET_COMBOS]
+DET_IDS = [f"{c[0]}-{c[2]}" + (f"-{c[5]}" if len(c) > 5 else "") for c in DET_COMBOS]
 
 
 def _pattern(dtype):
@@ -335,9 +336,10 @@ def _placed(pattern, n, placement):
 
 
 def _run(x, g, combo):
-    act, ap, deriv, dp, b = combo
+    act, ap, deriv, dp, b, *rest = combo
+    save = rest[0] if rest else "input"
     y = OPS.activation_forward(x, act, ap)
-    gx = OPS.activation_backward(g, x, "input", act, ap, deriv, dp, _blend(b))
+    gx = OPS.activation_backward(g, y if save == "output" else x, save, act, ap, deriv, dp, _blend(b))
     return y, gx
 
 

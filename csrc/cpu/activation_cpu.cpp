@@ -1,6 +1,7 @@
 // CPU registration: builds the TensorIterator and runs the kernel table of
 // the best instruction set this CPU (and ATEN_CPU_CAPABILITY) allows.
 #include <ATen/Version.h>
+#include <ATen/Parallel.h>
 #include <ATen/TensorIterator.h>
 #include <torch/library.h>
 
@@ -34,21 +35,55 @@ std::string cpu_kernel_isa() { return kernels().isa; }
 }  // namespace
 }  // namespace cpu
 
+namespace {
+
+// Small (one serial chunk, as TensorIterator would run it) and all tensors
+// dense (no gaps, no overlap) with one set of strides: then each is a flat
+// array in the same element order. y and grad_x come from empty_like, so
+// this holds whenever x (and grad) are dense alike.
+bool small_same_dense_layout(std::initializer_list<const at::Tensor*> ts) {
+  const at::Tensor& first = **ts.begin();
+  if (first.numel() >= at::internal::GRAIN_SIZE || !first.is_non_overlapping_and_dense()) {
+    return false;
+  }
+  for (const at::Tensor* t : ts) {
+    if (t->sizes() != first.sizes() || t->strides() != first.strides()) return false;
+  }
+  return true;
+}
+
+cpu::Operands flat(const at::Tensor& out, std::initializer_list<const at::Tensor*> inputs) {
+  cpu::Operands ops{nullptr, {static_cast<char*>(out.data_ptr())}, out.numel(), out.scalar_type()};
+  int k = 1;
+  for (const at::Tensor* t : inputs) ops.data[k++] = static_cast<char*>(const_cast<void*>(t->const_data_ptr()));
+  return ops;
+}
+
+}  // namespace
+
 void activation_forward_cpu(at::Tensor& y, const at::Tensor& x, const ActivationSpec& act) {
+  if (small_same_dense_layout({&y, &x})) {
+    cpu::kernels().forward(flat(y, {&x}), act);
+    return;
+  }
   auto iter = at::TensorIteratorConfig().add_output(y).add_const_input(x).build();
-  cpu::kernels().forward(iter, act);
+  cpu::kernels().forward({&iter, {}, iter.numel(), iter.dtype()}, act);
 }
 
 void activation_backward_cpu(at::Tensor& grad_x, const at::Tensor& grad, const at::Tensor& saved,
                              SaveMode save, const ActivationSpec& act, const DerivativeSpec& deriv,
                              const std::optional<at::Tensor>& blend) {
   const double b = read_cpu_blend(act, blend);
+  if (small_same_dense_layout({&grad_x, &grad, &saved})) {
+    cpu::kernels().backward(flat(grad_x, {&grad, &saved}), save, act, deriv, b);
+    return;
+  }
   auto iter = at::TensorIteratorConfig()
                   .add_output(grad_x)
                   .add_const_input(grad)
                   .add_const_input(saved)
                   .build();
-  cpu::kernels().backward(iter, save, act, deriv, b);
+  cpu::kernels().backward({&iter, {}, iter.numel(), iter.dtype()}, save, act, deriv, b);
 }
 
 TORCH_LIBRARY_FRAGMENT(artderiv, m) {

@@ -3,7 +3,8 @@
 // macro: it selects the width of at::vec::Vectorized) before including this.
 //
 // Layout of the work:
-//   TensorIterator (strides, memory formats, stride-0 grads, parallel_for)
+//   for_each_chunk: TensorIterator (strides, memory formats, stride-0 grads,
+//                   parallel_for), or for small dense operands flat arrays
 //     -> for_each_block: blocks of kBlock values in the compute type
 //        (float for half/bfloat16, rounded once on the way out)
 //       -> *_block<Formula>: the formulas of formulas.h on Vectorized<T>,
@@ -143,6 +144,132 @@ BackwardBlockFn<T> backward_block_for(Deriv deriv, bool blend) {
   });
 }
 
+// ---- half-type blocks: contiguous bfloat16/float16, widened in registers --
+//
+// The same formulas on Vectorized<float>, fed straight from the 16-bit data:
+// one Vectorized<S> load gives two float vectors, one store takes two back.
+// No buffer round trip for x, grad or the result; only f'(x), when a shape
+// or a blend reads it, goes through a float block (it comes from the
+// activation's own function, so formulas stay one instantiation each).
+// Widening is exact and narrowing rounds once, as the buffered path does, so
+// both paths give the same bits.
+
+template <class S>
+using HalfUnaryBlockFn = void (*)(const S* x, S* y, int64_t n, const Params<double>& p);
+// f'(x - center) of 16-bit x (or f' from 16-bit y) into a float block.
+template <class S>
+using HalfExactBlockFn = void (*)(const S* x, float* exact, int64_t n, const Params<double>& p,
+                                  float center);
+template <class S>
+using HalfBackwardBlockFn = void (*)(const S* grad, const S* x, const float* shape_exact,
+                                     const float* blend_exact, S* grad_x, int64_t n,
+                                     const Params<double>& p, float blend, float center);
+
+template <class S>
+struct HalfIO {
+  using VS = Vectorized<S>;
+  using VF = Vectorized<float>;
+  static constexpr int64_t kWidth = VS::size();  // two float vectors
+  static std::pair<VF, VF> load(const S* p, int64_t len) {
+    const auto [lo, hi] = at::vec::convert_to_float<S>(len == kWidth ? VS::loadu(p) : VS::loadu(p, len));
+    return {lo, hi};
+  }
+  static void store(S* p, const VF& lo, const VF& hi, int64_t len) {
+    const VS v = at::vec::convert_from_float<S>(lo, hi);
+    if (len == kWidth) {
+      v.store(p);
+    } else {
+      v.store(p, len);
+    }
+  }
+  static std::pair<VF, VF> load_float(const float* p, int64_t len) {
+    constexpr int64_t w = VF::size();
+    return {VF::loadu(p, std::min(len, w)), len > w ? VF::loadu(p + w, len - w) : VF(0.f)};
+  }
+  static void store_float(float* p, const VF& lo, const VF& hi, int64_t len) {
+    constexpr int64_t w = VF::size();
+    lo.store(p, std::min(len, w));
+    if (len > w) hi.store(p + w, len - w);
+  }
+};
+
+template <class A, class S>
+void forward_half_block(const S* x, S* y, int64_t n, const Params<double>& params) {
+  using IO = HalfIO<S>;
+  const auto p = broadcast<float>(params);
+  for_each_vector<S>(n, [&](int64_t i, int64_t len) {
+    const auto [lo, hi] = IO::load(x + i, len);
+    IO::store(y + i, A::forward(lo, p), A::forward(hi, p), len);
+  });
+}
+
+template <class A, bool kFromOutput, class S>
+void exact_half_block(const S* x, float* exact, int64_t n, const Params<double>& params,
+                      float center) {
+  using IO = HalfIO<S>;
+  using VF = Vectorized<float>;
+  const auto p = broadcast<float>(params);
+  const VF c(center);
+  for_each_vector<S>(n, [&](int64_t i, int64_t len) {
+    const auto [lo, hi] = IO::load(x + i, len);
+    if constexpr (kFromOutput) {
+      IO::store_float(exact + i, A::derivative_from_output(lo, p), A::derivative_from_output(hi, p), len);
+    } else {
+      IO::store_float(exact + i, A::derivative(lo - c, p), A::derivative(hi - c, p), len);
+    }
+  });
+}
+
+template <class D, bool kBlend, class S>
+void backward_half_block(const S* grad, const S* x, const float* shape_exact,
+                         const float* blend_exact, S* grad_x, int64_t n,
+                         const Params<double>& params, float blend, float center) {
+  using IO = HalfIO<S>;
+  using VF = Vectorized<float>;
+  const auto p = broadcast<float>(params);
+  const VF b(blend), keep(1.f - blend), c(center);
+  const auto factor = [&](const VF& xv, const VF& e, const VF& own) {
+    VF d = D::eval(xv - c, e, p);
+    if constexpr (kBlend) d = keep * d + b * own;
+    return d;
+  };
+  for_each_vector<S>(n, [&](int64_t i, int64_t len) {
+    const auto [x_lo, x_hi] = IO::load(x + i, len);
+    const auto [g_lo, g_hi] = IO::load(grad + i, len);
+    std::pair<VF, VF> e{VF(0.f), VF(0.f)}, own{VF(0.f), VF(0.f)};
+    if constexpr (D::uses_exact) e = IO::load_float(shape_exact + i, len);
+    if constexpr (kBlend) own = IO::load_float(blend_exact + i, len);
+    IO::store(grad_x + i, math::gate(g_lo, factor(x_lo, e.first, own.first)),
+              math::gate(g_hi, factor(x_hi, e.second, own.second)), len);
+  });
+}
+
+template <class S>
+HalfUnaryBlockFn<S> forward_half_block_for(Act act) {
+  return visit_activation(act, [](auto a) -> HalfUnaryBlockFn<S> {
+    return &forward_half_block<decltype(a), S>;
+  });
+}
+
+template <class S>
+HalfExactBlockFn<S> exact_half_block_for(Act act, bool from_output) {
+  return visit_activation(act, [from_output](auto a) -> HalfExactBlockFn<S> {
+    using A = decltype(a);
+    if constexpr (A::has_output_derivative) {
+      if (from_output) return &exact_half_block<A, true, S>;
+    }
+    return &exact_half_block<A, false, S>;
+  });
+}
+
+template <class S>
+HalfBackwardBlockFn<S> backward_half_block_for(Deriv deriv, bool blend) {
+  return visit_derivative(deriv, [blend](auto d) -> HalfBackwardBlockFn<S> {
+    return blend ? &backward_half_block<decltype(d), true, S>
+                 : &backward_half_block<decltype(d), false, S>;
+  });
+}
+
 // ---- strided tensors of any floating dtype -> blocks ---------------------
 
 template <class scalar_t, class opmath_t>
@@ -215,14 +342,60 @@ void for_each_block(char** data, const int64_t* strides, int64_t n, const Comput
   }
 }
 
+// loop(data, strides, n) over chunks of the operands: the iterator's own
+// for_each (parallel, in libtorch's OpenMP), or one call on flat arrays,
+// which activation_cpu.cpp makes only below one parallel grain (ATen's
+// at::parallel_for would run serially here: this file is built without
+// -fopenmp, and a second OpenMP runtime is not worth it).
+template <int kInputs, class Loop>
+void for_each_chunk(const Operands& ops, const Loop& loop) {
+  if (ops.iter != nullptr) {
+    ops.iter->for_each(loop);
+    return;
+  }
+  const int64_t elem = static_cast<int64_t>(c10::elementSize(ops.dtype));
+  int64_t strides[kInputs + 1];
+  for (int k = 0; k <= kInputs; ++k) strides[k] = elem;
+  char* data[kInputs + 1];
+  std::copy(ops.data, ops.data + kInputs + 1, data);
+  loop(data, strides, ops.numel);
+}
+
 // ---- the kernel table entries --------------------------------------------
 
-inline void forward(at::TensorIteratorBase& iter, const ActivationSpec& act) {
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.dtype(), "artderiv_forward", [&] {
+template <class scalar_t>
+constexpr bool kHalfType =
+    std::is_same_v<scalar_t, at::BFloat16> || std::is_same_v<scalar_t, at::Half>;
+
+template <int kOperands>
+bool contiguous(const int64_t* strides, int64_t elem) {
+  for (int k = 0; k < kOperands; ++k) {
+    if (strides[k] != elem) return false;
+  }
+  return true;
+}
+
+inline void forward(const Operands& ops, const ActivationSpec& act) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, ops.dtype, "artderiv_forward", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
     const UnaryBlockFn<opmath_t> block = forward_block_for<opmath_t>(act.act);
     const Params<double> p = act.params;
-    iter.for_each([&](char** data, const int64_t* strides, int64_t n) {
+    if constexpr (kHalfType<scalar_t>) {
+      const HalfUnaryBlockFn<scalar_t> half_block = forward_half_block_for<scalar_t>(act.act);
+      for_each_chunk<1>(ops, [&](char** data, const int64_t* strides, int64_t n) {
+        if (contiguous<2>(strides, sizeof(scalar_t))) {
+          half_block(reinterpret_cast<const scalar_t*>(data[1]),
+                     reinterpret_cast<scalar_t*>(data[0]), n, p);
+          return;
+        }
+        for_each_block<scalar_t, 1>(data, strides, n,
+                                    [&](const opmath_t* const* in, opmath_t* out, int64_t len) {
+                                      block(in[0], out, len, p);
+                                    });
+      });
+      return;
+    }
+    for_each_chunk<1>(ops, [&](char** data, const int64_t* strides, int64_t n) {
       for_each_block<scalar_t, 1>(data, strides, n,
                                   [&](const opmath_t* const* in, opmath_t* out, int64_t len) {
                                     block(in[0], out, len, p);
@@ -231,9 +404,9 @@ inline void forward(at::TensorIteratorBase& iter, const ActivationSpec& act) {
   });
 }
 
-inline void backward(at::TensorIteratorBase& iter, SaveMode save, const ActivationSpec& act,
+inline void backward(const Operands& ops, SaveMode save, const ActivationSpec& act,
                      const DerivativeSpec& deriv, double blend) {
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.dtype(), "artderiv_backward", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, ops.dtype, "artderiv_backward", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
     const bool blending = blend != 0.0;
     // f'(x) for the shape (the layer's activation, or another for like:<g>),
@@ -252,7 +425,9 @@ inline void backward(at::TensorIteratorBase& iter, SaveMode save, const Activati
     const opmath_t b = static_cast<opmath_t>(blend);
     const opmath_t center = static_cast<opmath_t>(act.center);
     const opmath_t exact_of_center = static_cast<opmath_t>(deriv.exact_of_center);
-    iter.for_each([&](char** data, const int64_t* strides, int64_t n) {
+    // Any dtype and strides: compute-type blocks (pointing into the tensors
+    // for contiguous float/double).
+    const auto buffered = [&](char** data, const int64_t* strides, int64_t n) {
       for_each_block<scalar_t, 2>(data, strides, n, [&](const opmath_t* const* in, opmath_t* out,
                                                         int64_t len) {
         opmath_t exact_buf[kBlock];
@@ -272,6 +447,40 @@ inline void backward(at::TensorIteratorBase& iter, SaveMode save, const Activati
         block(in[0], in[1], exact_buf, separate_blend_exact ? own_buf : exact_buf, out, len, dp, b,
               center);
       });
+    };
+    if constexpr (kHalfType<scalar_t>) {
+      const HalfExactBlockFn<scalar_t> half_shape_exact =
+          exact_half_block_for<scalar_t>(deriv.exact_of, from_output);
+      const HalfExactBlockFn<scalar_t> half_own_exact =
+          exact_half_block_for<scalar_t>(act.act, from_output);
+      const HalfBackwardBlockFn<scalar_t> half_block =
+          backward_half_block_for<scalar_t>(deriv.deriv, blending);
+      for_each_chunk<2>(ops, [&](char** data, const int64_t* strides, int64_t n) {
+        if (!contiguous<3>(strides, sizeof(scalar_t))) {
+          buffered(data, strides, n);
+          return;
+        }
+        const auto* grad = reinterpret_cast<const scalar_t*>(data[1]);
+        const auto* x = reinterpret_cast<const scalar_t*>(data[2]);
+        auto* out = reinterpret_cast<scalar_t*>(data[0]);
+        float exact_buf[kBlock];
+        float own_buf[kBlock];
+        for (int64_t i = 0; i < n; i += kBlock) {
+          const int64_t len = std::min(kBlock, n - i);
+          if (deriv.uses_exact) {
+            half_shape_exact(x + i, exact_buf, len, deriv.exact_of_params, exact_of_center);
+          } else if (blending) {
+            half_own_exact(x + i, exact_buf, len, act.params, 0.f);
+          }
+          if (separate_blend_exact) half_own_exact(x + i, own_buf, len, act.params, 0.f);
+          half_block(grad + i, x + i, exact_buf, separate_blend_exact ? own_buf : exact_buf,
+                     out + i, len, dp, b, center);
+        }
+      });
+      return;
+    }
+    for_each_chunk<2>(ops, [&](char** data, const int64_t* strides, int64_t n) {
+      buffered(data, strides, n);
     });
   });
 }

@@ -11,13 +11,24 @@
 namespace artderiv {
 namespace cpu {
 
+// The operands of one call: a TensorIterator (any strides, broadcast grads,
+// parallel), or, for small tensors (under one parallel grain) whose operands
+// are all dense with the same strides, flat arrays, which skip building an
+// iterator (a good part of a microsecond per call). Results do not depend on which.
+struct Operands {
+  at::TensorIteratorBase* iter;  // null: flat arrays below
+  char* data[3];                 // output, then inputs (flat arrays only)
+  int64_t numel;
+  at::ScalarType dtype;
+};
+
 struct KernelTable {
   const char* isa;
-  // iter: output y, input x.
-  void (*forward)(at::TensorIteratorBase& iter, const ActivationSpec& act);
-  // iter: output grad_x, inputs grad, saved (x, or y for SaveMode::Output).
+  // operands: output y, input x.
+  void (*forward)(const Operands& ops, const ActivationSpec& act);
+  // operands: output grad_x, inputs grad, saved (x, or y for SaveMode::Output).
   // blend is in [0, 1].
-  void (*backward)(at::TensorIteratorBase& iter, SaveMode save, const ActivationSpec& act,
+  void (*backward)(const Operands& ops, SaveMode save, const ActivationSpec& act,
                    const DerivativeSpec& deriv, double blend);
 };
 
