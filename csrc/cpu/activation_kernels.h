@@ -43,8 +43,14 @@ using at::vec::Vectorized;
 // Values per block: a few KiB of compute-type buffers, which stay in L1.
 constexpr int64_t kBlock = 512;
 
+// Parameters as vectors, made once per kernel call (not per block: 32
+// Vectorized values are zeroed on construction, 2 KiB, which would cost as
+// much as a block of a cheap formula).
 template <class T>
-Params<Vectorized<T>> broadcast(const Params<double>& p) {
+using VecParams = Params<Vectorized<T>>;
+
+template <class T>
+VecParams<T> broadcast(const Params<double>& p) {
   Params<Vectorized<T>> out;
   for (int i = 0; i < p.count; ++i) out.v[i] = Vectorized<T>(static_cast<T>(p.v[i]));
   out.count = p.count;
@@ -63,25 +69,23 @@ inline void for_each_vector(int64_t n, const Body& body) {
 // ---- blocks: contiguous arrays of compute-type values --------------------
 
 template <class T>
-using UnaryBlockFn = void (*)(const T* x, T* out, int64_t n, const Params<double>& p);
+using UnaryBlockFn = void (*)(const T* x, T* out, int64_t n, const VecParams<T>& p);
 template <class T>
 using BackwardBlockFn = void (*)(const T* grad, const T* x, const T* shape_exact,
                                  const T* blend_exact, T* grad_x, int64_t n,
-                                 const Params<double>& p, T blend, T center);
+                                 const VecParams<T>& p, T blend, T center);
 
 template <class A, class T>
-void forward_block(const T* x, T* y, int64_t n, const Params<double>& params) {
+void forward_block(const T* x, T* y, int64_t n, const VecParams<T>& p) {
   using V = Vectorized<T>;
-  const auto p = broadcast<T>(params);
   for_each_vector<T>(n, [&](int64_t i, int64_t len) {
     A::forward(V::loadu(x + i, len), p).store(y + i, len);
   });
 }
 
 template <class A, class T>
-void exact_block(const T* x, T* exact, int64_t n, const Params<double>& params) {
+void exact_block(const T* x, T* exact, int64_t n, const VecParams<T>& p) {
   using V = Vectorized<T>;
-  const auto p = broadcast<T>(params);
   for_each_vector<T>(n, [&](int64_t i, int64_t len) {
     A::derivative(V::loadu(x + i, len), p).store(exact + i, len);
   });
@@ -92,9 +96,8 @@ void exact_block(const T* x, T* exact, int64_t n, const Params<double>& params) 
 // same buffer unless the shape reads another activation's f' (like:<g>).
 template <class D, bool kBlend, class T>
 void backward_block(const T* grad, const T* x, const T* shape_exact, const T* blend_exact,
-                    T* grad_x, int64_t n, const Params<double>& params, T blend, T center) {
+                    T* grad_x, int64_t n, const VecParams<T>& p, T blend, T center) {
   using V = Vectorized<T>;
-  const auto p = broadcast<T>(params);
   const V b(blend), keep(T(1) - blend), c(center);
   for_each_vector<T>(n, [&](int64_t i, int64_t len) {
     const V e = D::uses_exact ? V::loadu(shape_exact + i, len) : V(T(0));
@@ -106,9 +109,8 @@ void backward_block(const T* grad, const T* x, const T* shape_exact, const T* bl
 
 // f'(x) from the saved output y (save="output"), for the activations that have it.
 template <class A, class T>
-void output_exact_block(const T* y, T* exact, int64_t n, const Params<double>& params) {
+void output_exact_block(const T* y, T* exact, int64_t n, const VecParams<T>& p) {
   using V = Vectorized<T>;
-  const auto p = broadcast<T>(params);
   for_each_vector<T>(n, [&](int64_t i, int64_t len) {
     A::derivative_from_output(V::loadu(y + i, len), p).store(exact + i, len);
   });
@@ -155,15 +157,15 @@ BackwardBlockFn<T> backward_block_for(Deriv deriv, bool blend) {
 // both paths give the same bits.
 
 template <class S>
-using HalfUnaryBlockFn = void (*)(const S* x, S* y, int64_t n, const Params<double>& p);
+using HalfUnaryBlockFn = void (*)(const S* x, S* y, int64_t n, const VecParams<float>& p);
 // f'(x - center) of 16-bit x (or f' from 16-bit y) into a float block.
 template <class S>
-using HalfExactBlockFn = void (*)(const S* x, float* exact, int64_t n, const Params<double>& p,
+using HalfExactBlockFn = void (*)(const S* x, float* exact, int64_t n, const VecParams<float>& p,
                                   float center);
 template <class S>
 using HalfBackwardBlockFn = void (*)(const S* grad, const S* x, const float* shape_exact,
                                      const float* blend_exact, S* grad_x, int64_t n,
-                                     const Params<double>& p, float blend, float center);
+                                     const VecParams<float>& p, float blend, float center);
 
 template <class S>
 struct HalfIO {
@@ -194,9 +196,8 @@ struct HalfIO {
 };
 
 template <class A, class S>
-void forward_half_block(const S* x, S* y, int64_t n, const Params<double>& params) {
+void forward_half_block(const S* x, S* y, int64_t n, const VecParams<float>& p) {
   using IO = HalfIO<S>;
-  const auto p = broadcast<float>(params);
   for_each_vector<S>(n, [&](int64_t i, int64_t len) {
     const auto [lo, hi] = IO::load(x + i, len);
     IO::store(y + i, A::forward(lo, p), A::forward(hi, p), len);
@@ -204,11 +205,10 @@ void forward_half_block(const S* x, S* y, int64_t n, const Params<double>& param
 }
 
 template <class A, bool kFromOutput, class S>
-void exact_half_block(const S* x, float* exact, int64_t n, const Params<double>& params,
+void exact_half_block(const S* x, float* exact, int64_t n, const VecParams<float>& p,
                       float center) {
   using IO = HalfIO<S>;
   using VF = Vectorized<float>;
-  const auto p = broadcast<float>(params);
   const VF c(center);
   for_each_vector<S>(n, [&](int64_t i, int64_t len) {
     const auto [lo, hi] = IO::load(x + i, len);
@@ -223,10 +223,9 @@ void exact_half_block(const S* x, float* exact, int64_t n, const Params<double>&
 template <class D, bool kBlend, class S>
 void backward_half_block(const S* grad, const S* x, const float* shape_exact,
                          const float* blend_exact, S* grad_x, int64_t n,
-                         const Params<double>& params, float blend, float center) {
+                         const VecParams<float>& p, float blend, float center) {
   using IO = HalfIO<S>;
   using VF = Vectorized<float>;
-  const auto p = broadcast<float>(params);
   const VF b(blend), keep(1.f - blend), c(center);
   const auto factor = [&](const VF& xv, const VF& e, const VF& own) {
     VF d = D::eval(xv - c, e, p);
@@ -375,114 +374,123 @@ bool contiguous(const int64_t* strides, int64_t elem) {
   return true;
 }
 
-inline void forward(const Operands& ops, const ActivationSpec& act) {
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, ops.dtype, "artderiv_forward", [&] {
-    using opmath_t = at::opmath_type<scalar_t>;
-    const UnaryBlockFn<opmath_t> block = forward_block_for<opmath_t>(act.act);
-    const Params<double> p = act.params;
-    if constexpr (kHalfType<scalar_t>) {
-      const HalfUnaryBlockFn<scalar_t> half_block = forward_half_block_for<scalar_t>(act.act);
-      for_each_chunk<1>(ops, [&](char** data, const int64_t* strides, int64_t n) {
-        if (contiguous<2>(strides, sizeof(scalar_t))) {
-          half_block(reinterpret_cast<const scalar_t*>(data[1]),
-                     reinterpret_cast<scalar_t*>(data[0]), n, p);
-          return;
-        }
-        for_each_block<scalar_t, 1>(data, strides, n,
-                                    [&](const opmath_t* const* in, opmath_t* out, int64_t len) {
-                                      block(in[0], out, len, p);
-                                    });
-      });
-      return;
-    }
+// A template per dtype (not the dispatch lambda's body), so that `if
+// constexpr` really drops the half-type code from the float/double builds.
+template <class scalar_t>
+void forward_typed(const Operands& ops, const ActivationSpec& act) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const UnaryBlockFn<opmath_t> block = forward_block_for<opmath_t>(act.act);
+  const VecParams<opmath_t> p = broadcast<opmath_t>(act.params);
+  const auto buffered = [&](char** data, const int64_t* strides, int64_t n) {
+    for_each_block<scalar_t, 1>(data, strides, n,
+                                [&](const opmath_t* const* in, opmath_t* out, int64_t len) {
+                                  block(in[0], out, len, p);
+                                });
+  };
+  if constexpr (kHalfType<scalar_t>) {
+    const HalfUnaryBlockFn<scalar_t> half_block = forward_half_block_for<scalar_t>(act.act);
     for_each_chunk<1>(ops, [&](char** data, const int64_t* strides, int64_t n) {
-      for_each_block<scalar_t, 1>(data, strides, n,
-                                  [&](const opmath_t* const* in, opmath_t* out, int64_t len) {
-                                    block(in[0], out, len, p);
-                                  });
+      if (contiguous<2>(strides, sizeof(scalar_t))) {
+        half_block(reinterpret_cast<const scalar_t*>(data[1]),
+                   reinterpret_cast<scalar_t*>(data[0]), n, p);
+      } else {
+        buffered(data, strides, n);
+      }
     });
-  });
+  } else {
+    for_each_chunk<1>(ops, buffered);
+  }
+}
+
+inline void forward(const Operands& ops, const ActivationSpec& act) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, ops.dtype, "artderiv_forward",
+                                  [&] { forward_typed<scalar_t>(ops, act); });
+}
+
+template <class scalar_t>
+void backward_typed(const Operands& ops, SaveMode save, const ActivationSpec& act,
+                    const DerivativeSpec& deriv, double blend) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const bool blending = blend != 0.0;
+  // f'(x) for the shape (the layer's activation, or another for like:<g>),
+  // and the layer's own f'(x) for blending: one buffer unless like:<g>.
+  // With save="output" the saved tensor is y and both come from y (the
+  // shape then reads no x, and like:<g> is not allowed).
+  const bool from_output = save == SaveMode::Output;
+  const UnaryBlockFn<opmath_t> shape_exact = from_output
+                                                 ? output_exact_block_for<opmath_t>(act.act)
+                                                 : exact_block_for<opmath_t>(deriv.exact_of);
+  const UnaryBlockFn<opmath_t> own_exact = from_output ? output_exact_block_for<opmath_t>(act.act)
+                                                       : exact_block_for<opmath_t>(act.act);
+  const bool separate_blend_exact = blending && deriv.like;
+  const BackwardBlockFn<opmath_t> block = backward_block_for<opmath_t>(deriv.deriv, blending);
+  const VecParams<opmath_t> dp = broadcast<opmath_t>(deriv.params);
+  const VecParams<opmath_t> shape_exact_p = broadcast<opmath_t>(deriv.exact_of_params);
+  const VecParams<opmath_t> own_exact_p = broadcast<opmath_t>(act.params);
+  const opmath_t b = static_cast<opmath_t>(blend);
+  const opmath_t center = static_cast<opmath_t>(act.center);
+  const opmath_t exact_of_center = static_cast<opmath_t>(deriv.exact_of_center);
+  // Any dtype and strides: compute-type blocks (pointing into the tensors
+  // for contiguous float/double).
+  const auto buffered = [&](char** data, const int64_t* strides, int64_t n) {
+    for_each_block<scalar_t, 2>(data, strides, n, [&](const opmath_t* const* in, opmath_t* out,
+                                                      int64_t len) {
+      opmath_t exact_buf[kBlock];
+      opmath_t own_buf[kBlock];
+      if (deriv.uses_exact) {
+        const opmath_t* at = in[1];
+        opmath_t shifted[kBlock];
+        if (exact_of_center != opmath_t(0)) {  // like:<g> on step: g'(x - threshold)
+          for (int64_t j = 0; j < len; ++j) shifted[j] = in[1][j] - exact_of_center;
+          at = shifted;
+        }
+        shape_exact(at, exact_buf, len, shape_exact_p);
+      } else if (blending) {
+        own_exact(in[1], exact_buf, len, own_exact_p);
+      }
+      if (separate_blend_exact) own_exact(in[1], own_buf, len, own_exact_p);
+      block(in[0], in[1], exact_buf, separate_blend_exact ? own_buf : exact_buf, out, len, dp, b,
+            center);
+    });
+  };
+  if constexpr (kHalfType<scalar_t>) {
+    const HalfExactBlockFn<scalar_t> half_shape_exact =
+        exact_half_block_for<scalar_t>(deriv.exact_of, from_output);
+    const HalfExactBlockFn<scalar_t> half_own_exact =
+        exact_half_block_for<scalar_t>(act.act, from_output);
+    const HalfBackwardBlockFn<scalar_t> half_block =
+        backward_half_block_for<scalar_t>(deriv.deriv, blending);
+    for_each_chunk<2>(ops, [&](char** data, const int64_t* strides, int64_t n) {
+      if (!contiguous<3>(strides, sizeof(scalar_t))) {
+        buffered(data, strides, n);
+        return;
+      }
+      const auto* grad = reinterpret_cast<const scalar_t*>(data[1]);
+      const auto* x = reinterpret_cast<const scalar_t*>(data[2]);
+      auto* out = reinterpret_cast<scalar_t*>(data[0]);
+      float exact_buf[kBlock];
+      float own_buf[kBlock];
+      for (int64_t i = 0; i < n; i += kBlock) {
+        const int64_t len = std::min(kBlock, n - i);
+        if (deriv.uses_exact) {
+          half_shape_exact(x + i, exact_buf, len, shape_exact_p, exact_of_center);
+        } else if (blending) {
+          half_own_exact(x + i, exact_buf, len, own_exact_p, 0.f);
+        }
+        if (separate_blend_exact) half_own_exact(x + i, own_buf, len, own_exact_p, 0.f);
+        half_block(grad + i, x + i, exact_buf, separate_blend_exact ? own_buf : exact_buf,
+                   out + i, len, dp, b, center);
+      }
+    });
+  } else {
+    for_each_chunk<2>(ops, buffered);
+  }
 }
 
 inline void backward(const Operands& ops, SaveMode save, const ActivationSpec& act,
                      const DerivativeSpec& deriv, double blend) {
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, ops.dtype, "artderiv_backward", [&] {
-    using opmath_t = at::opmath_type<scalar_t>;
-    const bool blending = blend != 0.0;
-    // f'(x) for the shape (the layer's activation, or another for like:<g>),
-    // and the layer's own f'(x) for blending: one buffer unless like:<g>.
-    // With save="output" the saved tensor is y and both come from y (the
-    // shape then reads no x, and like:<g> is not allowed).
-    const bool from_output = save == SaveMode::Output;
-    const UnaryBlockFn<opmath_t> shape_exact = from_output
-                                                   ? output_exact_block_for<opmath_t>(act.act)
-                                                   : exact_block_for<opmath_t>(deriv.exact_of);
-    const UnaryBlockFn<opmath_t> own_exact = from_output ? output_exact_block_for<opmath_t>(act.act)
-                                                         : exact_block_for<opmath_t>(act.act);
-    const bool separate_blend_exact = blending && deriv.like;
-    const BackwardBlockFn<opmath_t> block = backward_block_for<opmath_t>(deriv.deriv, blending);
-    const Params<double> dp = deriv.params;
-    const opmath_t b = static_cast<opmath_t>(blend);
-    const opmath_t center = static_cast<opmath_t>(act.center);
-    const opmath_t exact_of_center = static_cast<opmath_t>(deriv.exact_of_center);
-    // Any dtype and strides: compute-type blocks (pointing into the tensors
-    // for contiguous float/double).
-    const auto buffered = [&](char** data, const int64_t* strides, int64_t n) {
-      for_each_block<scalar_t, 2>(data, strides, n, [&](const opmath_t* const* in, opmath_t* out,
-                                                        int64_t len) {
-        opmath_t exact_buf[kBlock];
-        opmath_t own_buf[kBlock];
-        if (deriv.uses_exact) {
-          const opmath_t* at = in[1];
-          opmath_t shifted[kBlock];
-          if (exact_of_center != opmath_t(0)) {  // like:<g> on step: g'(x - threshold)
-            for (int64_t j = 0; j < len; ++j) shifted[j] = in[1][j] - exact_of_center;
-            at = shifted;
-          }
-          shape_exact(at, exact_buf, len, deriv.exact_of_params);
-        } else if (blending) {
-          own_exact(in[1], exact_buf, len, act.params);
-        }
-        if (separate_blend_exact) own_exact(in[1], own_buf, len, act.params);
-        block(in[0], in[1], exact_buf, separate_blend_exact ? own_buf : exact_buf, out, len, dp, b,
-              center);
-      });
-    };
-    if constexpr (kHalfType<scalar_t>) {
-      const HalfExactBlockFn<scalar_t> half_shape_exact =
-          exact_half_block_for<scalar_t>(deriv.exact_of, from_output);
-      const HalfExactBlockFn<scalar_t> half_own_exact =
-          exact_half_block_for<scalar_t>(act.act, from_output);
-      const HalfBackwardBlockFn<scalar_t> half_block =
-          backward_half_block_for<scalar_t>(deriv.deriv, blending);
-      for_each_chunk<2>(ops, [&](char** data, const int64_t* strides, int64_t n) {
-        if (!contiguous<3>(strides, sizeof(scalar_t))) {
-          buffered(data, strides, n);
-          return;
-        }
-        const auto* grad = reinterpret_cast<const scalar_t*>(data[1]);
-        const auto* x = reinterpret_cast<const scalar_t*>(data[2]);
-        auto* out = reinterpret_cast<scalar_t*>(data[0]);
-        float exact_buf[kBlock];
-        float own_buf[kBlock];
-        for (int64_t i = 0; i < n; i += kBlock) {
-          const int64_t len = std::min(kBlock, n - i);
-          if (deriv.uses_exact) {
-            half_shape_exact(x + i, exact_buf, len, deriv.exact_of_params, exact_of_center);
-          } else if (blending) {
-            half_own_exact(x + i, exact_buf, len, act.params, 0.f);
-          }
-          if (separate_blend_exact) half_own_exact(x + i, own_buf, len, act.params, 0.f);
-          half_block(grad + i, x + i, exact_buf, separate_blend_exact ? own_buf : exact_buf,
-                     out + i, len, dp, b, center);
-        }
-      });
-      return;
-    }
-    for_each_chunk<2>(ops, [&](char** data, const int64_t* strides, int64_t n) {
-      buffered(data, strides, n);
-    });
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, ops.dtype, "artderiv_backward",
+                                  [&] { backward_typed<scalar_t>(ops, save, act, deriv, blend); });
 }
 
 inline KernelTable make_kernel_table() {
