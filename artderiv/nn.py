@@ -83,14 +83,14 @@ class Activation(nn.Module):
         self.activation_params = [float(p) for p in activation_params]
         self.inplace = inplace
         if inplace:
-            # The artificial backward needs the input, which an in-place forward
-            # would overwrite: compute out of place (same values), warn once.
+            # The artificial backward mostly needs the input, which an in-place
+            # forward would overwrite: compute out of place (same values), warn once.
             global _warned_inplace
             if not _warned_inplace:
                 _warned_inplace = True
                 warnings.warn(
-                    "artderiv.nn: inplace=True is computed out of place: the artificial "
-                    "derivative needs the activation's input in the backward.",
+                    "artderiv.nn: inplace=True is computed out of place: artificial "
+                    "derivatives generally need the activation's input in the backward.",
                     stacklevel=3,
                 )
         # blend in [0, 1]: the backward uses (1 - blend) * artificial + blend * exact.

@@ -57,6 +57,10 @@ at::Tensor backward_op(const at::Tensor& grad, const at::Tensor& saved, c10::str
                        const std::optional<at::Tensor>& blend) {
   const ActivationSpec act = resolve_activation(activation, activation_params);
   const DerivativeSpec deriv = resolve_derivative(act, derivative, derivative_params);
+  // What `saved` holds must be said: "auto" is for the forward to resolve.
+  TORCH_CHECK_VALUE(save != "auto", "artderiv.", act.name,
+                    ": argument 'save' of activation_backward is 'auto'; allowed: input, output "
+                    "(what 'saved' holds; the forward resolves 'auto')");
   const SaveMode mode = resolve_save(act, deriv, save);
   check_input(act, saved, "saved");
   check_grad(act, grad, saved);

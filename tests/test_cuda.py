@@ -83,8 +83,10 @@ def test_save_output_matches_cpu(device, dtype, act):
     for deriv, dparams in [("exact", []), ("exact_plus", [0.1]), ("floor", [0.05]), ("identity", [])]:
         for blend in (None, torch.tensor(0.3)):
             _, g_cpu = run(x, act, deriv, dparams, blend, save="output")
-            _, g = run(x.to(device), act, deriv, dparams, None if blend is None else blend.to(device), save="output")
-            assert_close(g, g_cpu, dtype)
+            # a blend on the device (read by the kernel) and on the CPU (passed by value)
+            for b in ([None] if blend is None else [blend.to(device), blend]):
+                _, g = run(x.to(device), act, deriv, dparams, b, save="output")
+                assert_close(g, g_cpu, dtype)
 
 
 @pytest.mark.parametrize("device", DEVICES)

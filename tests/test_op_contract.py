@@ -383,14 +383,7 @@ def test_thread_count_independence(combo, dtype, restore_threads):
             assert torch.equal(a.view(torch.uint8), b.view(torch.uint8)), f"{threads} threads differ from 1"
 
 
-@pytest.mark.parametrize(
-    "dtype",
-    [
-        torch.float32,
-        torch.float64,
-    ],
-    ids=dtype_id,
-)
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 def test_fractional_blend_position_independence(dtype):
     """The same element gives the same gradient in a full vector and in a short tail."""
     n = 1200
@@ -545,6 +538,7 @@ BAD_CALLS = {
     "derivative-wrong-type": (lambda x: artderiv.relu(x, 3), TypeError, ["'derivative'"]),
     "backward-op-grad-dtype": (lambda x: OPS.activation_backward(torch.ones(3, 4, dtype=torch.float64, device=x.device), x.detach(), "input", "relu", [], "exact", [], None), TypeError, ["artderiv.relu", "'grad'", "dtype"]),
     "backward-op-grad-shape": (lambda x: OPS.activation_backward(torch.ones(4, 3, device=x.device), x.detach(), "input", "relu", [], "exact", [], None), ValueError, ["artderiv.relu", "'grad'", "shape"]),
+    "backward-op-save-auto": (lambda x: OPS.activation_backward(torch.ones(3, 4, device=x.device), x.detach(), "auto", "sigmoid", [], "exact", [], None), ValueError, ["artderiv.sigmoid", "'save'", "activation_backward", "input, output"]),
     "backward-op-save": (lambda x: OPS.activation_backward(torch.ones(3, 4, device=x.device), x.detach(), "output", "tanh", [], "atan", [], None), ValueError, ["artderiv.tanh", "'save'"]),
     "backward-op-beta=0": (lambda x: OPS.activation_backward(torch.ones(3, 4, device=x.device), x.detach(), "input", "relu", [], "sigmoid", [0.0], None), ValueError, ["artderiv.relu", "'derivative_params'", "'beta'"]),
 }

@@ -43,6 +43,10 @@ using at::vec::Vectorized;
 // Values per block: a few KiB of compute-type buffers, which stay in L1.
 constexpr int64_t kBlock = 512;
 
+template <class scalar_t>
+constexpr bool kHalfType =
+    std::is_same_v<scalar_t, at::BFloat16> || std::is_same_v<scalar_t, at::Half>;
+
 // Parameters as vectors, made once per kernel call (not per block: 32
 // Vectorized values are zeroed on construction, 2 KiB, which would cost as
 // much as a block of a cheap formula).
@@ -154,7 +158,7 @@ BackwardBlockFn<T> backward_block_for(Deriv deriv, bool blend) {
 // or a blend reads it, goes through a float block (it comes from the
 // activation's own function, so formulas stay one instantiation each).
 // Widening is exact and narrowing rounds once, as the buffered path does, so
-// both paths give the same bits.
+// both paths give the same values (NaN payloads aside).
 
 template <class S>
 using HalfUnaryBlockFn = void (*)(const S* x, S* y, int64_t n, const VecParams<float>& p);
@@ -273,8 +277,7 @@ HalfBackwardBlockFn<S> backward_half_block_for(Deriv deriv, bool blend) {
 
 template <class scalar_t, class opmath_t>
 inline void load_block(const char* src, int64_t stride, opmath_t* dst, int64_t n) {
-  constexpr bool kHalfType = std::is_same_v<scalar_t, at::BFloat16> || std::is_same_v<scalar_t, at::Half>;
-  if constexpr (kHalfType) {
+  if constexpr (kHalfType<scalar_t>) {
     // ATen has no vectorised half -> float at::vec::convert: widen in registers.
     // (Widening is exact, so the scalar tail gives the same values.)
     if (stride == static_cast<int64_t>(sizeof(scalar_t))) {
@@ -361,10 +364,6 @@ void for_each_chunk(const Operands& ops, const Loop& loop) {
 }
 
 // ---- the kernel table entries --------------------------------------------
-
-template <class scalar_t>
-constexpr bool kHalfType =
-    std::is_same_v<scalar_t, at::BFloat16> || std::is_same_v<scalar_t, at::Half>;
 
 template <int kOperands>
 bool contiguous(const int64_t* strides, int64_t elem) {
