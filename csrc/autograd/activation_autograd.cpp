@@ -50,10 +50,11 @@ class ActivationFunction : public torch::autograd::Function<ActivationFunction> 
     // rejects a later in-place change of y, as it does for theirs.
     ctx->save_for_backward({save == SaveMode::Output ? y : x,
                             blend.has_value() ? *blend : at::Tensor()});
-    ctx->saved_data["activation"] = activation;
-    ctx->saved_data["activation_params"] = activation_params;
-    ctx->saved_data["derivative"] = derivative;
-    ctx->saved_data["derivative_params"] = derivative_params;
+    // Moved, not copied: these run on every training step.
+    ctx->saved_data["activation"] = std::move(activation);
+    ctx->saved_data["activation_params"] = std::move(activation_params);
+    ctx->saved_data["derivative"] = std::move(derivative);
+    ctx->saved_data["derivative_params"] = std::move(derivative_params);
     ctx->saved_data["save"] = std::string(save_mode_name(save));
     return y;
   }
