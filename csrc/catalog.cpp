@@ -47,20 +47,12 @@ const DerivativeEntry kDerivatives[] = {ARTDERIV_DERIVATIVES(ARTDERIV_DERIV_ENTR
 
 constexpr const char* kLikePrefix = "like:";
 
-std::string output_derivative_names() {
+// "a, b, c": the names of the entries that `keep` accepts (all by default).
+template <class Entries, class Keep>
+std::string names_of(const Entries& entries, const Keep& keep) {
   std::string out;
-  for (const auto& e : kActivations) {
-    if (!e.has_output_derivative) continue;
-    out += (out.empty() ? "" : ", ");
-    out += e.name;
-  }
-  return out;
-}
-
-std::string output_only_derivative_names() {
-  std::string out;
-  for (const auto& e : kDerivatives) {
-    if (e.uses_input) continue;
+  for (const auto& e : entries) {
+    if (!keep(e)) continue;
     out += (out.empty() ? "" : ", ");
     out += e.name;
   }
@@ -69,12 +61,7 @@ std::string output_only_derivative_names() {
 
 template <class Entries>
 std::string names_of(const Entries& entries) {
-  std::string out;
-  for (const auto& e : entries) {
-    out += (out.empty() ? "" : ", ");
-    out += e.name;
-  }
-  return out;
+  return names_of(entries, [](const auto&) { return true; });
 }
 
 std::string param_names(c10::ArrayRef<ParamSpec> specs) {
@@ -224,11 +211,13 @@ SaveMode resolve_save(const ActivationSpec& act, const DerivativeSpec& deriv,
   TORCH_CHECK_VALUE(act.has_output_derivative, "artderiv.", act.name,
                     ": argument 'save' is 'output', but the derivative of '", act.name,
                     "' does not follow from its output; save='output' needs one of: ",
-                    output_derivative_names(), ". Use 'input' or 'auto'");
+                    names_of(kActivations, [](const ActivationEntry& e) { return e.has_output_derivative; }),
+                    ". Use 'input' or 'auto'");
   TORCH_CHECK_VALUE(!deriv.uses_input, "artderiv.", act.name,
                     ": argument 'save' is 'output', but the derivative reads the input x; "
                     "save='output' needs one that reads only f'(x): ",
-                    output_only_derivative_names(), ". Use 'input' or 'auto'");
+                    names_of(kDerivatives, [](const DerivativeEntry& e) { return !e.uses_input; }),
+                    ". Use 'input' or 'auto'");
   return SaveMode::Output;
 }
 
