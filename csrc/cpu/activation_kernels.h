@@ -74,6 +74,9 @@ inline void for_each_vector(int64_t n, const Body& body) {
 
 template <class T>
 using UnaryBlockFn = void (*)(const T* x, T* out, int64_t n, const VecParams<T>& p);
+// f'(x - center) of x, or with kFromOutput f' from the saved y (center unused).
+template <class T>
+using ExactBlockFn = void (*)(const T* x, T* exact, int64_t n, const VecParams<T>& p, T center);
 template <class T>
 using BackwardBlockFn = void (*)(const T* grad, const T* x, const T* shape_exact,
                                  const T* blend_exact, T* grad_x, int64_t n,
@@ -87,11 +90,17 @@ void forward_block(const T* x, T* y, int64_t n, const VecParams<T>& p) {
   });
 }
 
-template <class A, class T>
-void exact_block(const T* x, T* exact, int64_t n, const VecParams<T>& p) {
+template <class A, bool kFromOutput, class T>
+void exact_block(const T* x, T* exact, int64_t n, const VecParams<T>& p, T center) {
   using V = Vectorized<T>;
+  const V c(center);
   for_each_vector<T>(n, [&](int64_t i, int64_t len) {
-    A::derivative(V::loadu(x + i, len), p).store(exact + i, len);
+    const V v = V::loadu(x + i, len);
+    if constexpr (kFromOutput) {
+      A::derivative_from_output(v, p).store(exact + i, len);
+    } else {
+      A::derivative(v - c, p).store(exact + i, len);
+    }
   });
 }
 
@@ -111,15 +120,6 @@ void backward_block(const T* grad, const T* x, const T* shape_exact, const T* bl
   });
 }
 
-// f'(x) from the saved output y (save="output"), for the activations that have it.
-template <class A, class T>
-void output_exact_block(const T* y, T* exact, int64_t n, const VecParams<T>& p) {
-  using V = Vectorized<T>;
-  for_each_vector<T>(n, [&](int64_t i, int64_t len) {
-    A::derivative_from_output(V::loadu(y + i, len), p).store(exact + i, len);
-  });
-}
-
 template <class T>
 UnaryBlockFn<T> forward_block_for(Act act) {
   return visit_activation(act, [](auto a) -> UnaryBlockFn<T> {
@@ -127,19 +127,15 @@ UnaryBlockFn<T> forward_block_for(Act act) {
   });
 }
 
+// from_output only where the activation has it: resolve_save checks.
 template <class T>
-UnaryBlockFn<T> exact_block_for(Act act) {
-  return visit_activation(act, [](auto a) -> UnaryBlockFn<T> {
-    return &exact_block<decltype(a), T>;
-  });
-}
-
-template <class T>
-UnaryBlockFn<T> output_exact_block_for(Act act) {
-  return visit_activation(act, [](auto a) -> UnaryBlockFn<T> {
+ExactBlockFn<T> exact_block_for(Act act, bool from_output) {
+  return visit_activation(act, [from_output](auto a) -> ExactBlockFn<T> {
     using A = decltype(a);
-    if constexpr (A::has_output_derivative) return &output_exact_block<A, T>;
-    return nullptr;  // never called: resolve_save allows "output" only where it exists
+    if constexpr (A::has_output_derivative) {
+      if (from_output) return &exact_block<A, true, T>;
+    }
+    return &exact_block<A, false, T>;
   });
 }
 
@@ -411,45 +407,42 @@ void backward_typed(const Operands& ops, SaveMode save, const ActivationSpec& ac
                     const DerivativeSpec& deriv, double blend) {
   using opmath_t = at::opmath_type<scalar_t>;
   const bool blending = blend != 0.0;
-  // f'(x) for the shape (the layer's activation, or another for like:<g>),
-  // and the layer's own f'(x) for blending: one buffer unless like:<g>.
-  // With save="output" the saved tensor is y and both come from y (the
-  // shape then reads no x, and like:<g> is not allowed).
+  // f'(x) for the shape (the layer's activation, or another for like:<g>,
+  // read at x - center), and the layer's own f'(x) for blending: one buffer
+  // unless like:<g>. With save="output" the saved tensor is y and both come
+  // from y (the shape then reads no x, and like:<g> is not allowed).
   const bool from_output = save == SaveMode::Output;
-  const UnaryBlockFn<opmath_t> shape_exact = from_output
-                                                 ? output_exact_block_for<opmath_t>(act.act)
-                                                 : exact_block_for<opmath_t>(deriv.exact_of);
-  const UnaryBlockFn<opmath_t> own_exact = from_output ? output_exact_block_for<opmath_t>(act.act)
-                                                       : exact_block_for<opmath_t>(act.act);
   const bool separate_blend_exact = blending && deriv.like;
-  const BackwardBlockFn<opmath_t> block = backward_block_for<opmath_t>(deriv.deriv, blending);
   const VecParams<opmath_t> dp = broadcast<opmath_t>(deriv.params);
   const VecParams<opmath_t> shape_exact_p = broadcast<opmath_t>(deriv.exact_of_params);
   const VecParams<opmath_t> own_exact_p = broadcast<opmath_t>(act.params);
   const opmath_t b = static_cast<opmath_t>(blend);
   const opmath_t center = static_cast<opmath_t>(act.center);
   const opmath_t exact_of_center = static_cast<opmath_t>(deriv.exact_of_center);
+  // One block of at most kBlock values, from contiguous grad and x of any
+  // storage type: f' into buffers where the shape or a blend reads it, then
+  // the shape (the float blocks, or the half-type blocks that widen in registers).
+  const auto run_block = [&](const auto* grad, const auto* x, auto* out, int64_t len,
+                             auto shape_exact, auto own_exact, auto block) {
+    opmath_t exact_buf[kBlock];
+    opmath_t own_buf[kBlock];
+    if (deriv.uses_exact) {
+      shape_exact(x, exact_buf, len, shape_exact_p, exact_of_center);
+    } else if (blending) {
+      own_exact(x, exact_buf, len, own_exact_p, opmath_t(0));
+    }
+    if (separate_blend_exact) own_exact(x, own_buf, len, own_exact_p, opmath_t(0));
+    block(grad, x, exact_buf, separate_blend_exact ? own_buf : exact_buf, out, len, dp, b, center);
+  };
   // Any dtype and strides: compute-type blocks (pointing into the tensors
   // for contiguous float/double).
+  const ExactBlockFn<opmath_t> shape_exact = exact_block_for<opmath_t>(deriv.exact_of, from_output);
+  const ExactBlockFn<opmath_t> own_exact = exact_block_for<opmath_t>(act.act, from_output);
+  const BackwardBlockFn<opmath_t> block = backward_block_for<opmath_t>(deriv.deriv, blending);
   const auto buffered = [&](char** data, const int64_t* strides, int64_t n) {
     for_each_block<scalar_t, 2>(data, strides, n, [&](const opmath_t* const* in, opmath_t* out,
                                                       int64_t len) {
-      opmath_t exact_buf[kBlock];
-      opmath_t own_buf[kBlock];
-      if (deriv.uses_exact) {
-        const opmath_t* at = in[1];
-        opmath_t shifted[kBlock];
-        if (exact_of_center != opmath_t(0)) {  // like:<g> on step: g'(x - threshold)
-          for (int64_t j = 0; j < len; ++j) shifted[j] = in[1][j] - exact_of_center;
-          at = shifted;
-        }
-        shape_exact(at, exact_buf, len, shape_exact_p);
-      } else if (blending) {
-        own_exact(in[1], exact_buf, len, own_exact_p);
-      }
-      if (separate_blend_exact) own_exact(in[1], own_buf, len, own_exact_p);
-      block(in[0], in[1], exact_buf, separate_blend_exact ? own_buf : exact_buf, out, len, dp, b,
-            center);
+      run_block(in[0], in[1], out, len, shape_exact, own_exact, block);
     });
   };
   if constexpr (kHalfType<scalar_t>) {
@@ -467,18 +460,9 @@ void backward_typed(const Operands& ops, SaveMode save, const ActivationSpec& ac
       const auto* grad = reinterpret_cast<const scalar_t*>(data[1]);
       const auto* x = reinterpret_cast<const scalar_t*>(data[2]);
       auto* out = reinterpret_cast<scalar_t*>(data[0]);
-      float exact_buf[kBlock];
-      float own_buf[kBlock];
       for (int64_t i = 0; i < n; i += kBlock) {
-        const int64_t len = std::min(kBlock, n - i);
-        if (deriv.uses_exact) {
-          half_shape_exact(x + i, exact_buf, len, shape_exact_p, exact_of_center);
-        } else if (blending) {
-          half_own_exact(x + i, exact_buf, len, own_exact_p, 0.f);
-        }
-        if (separate_blend_exact) half_own_exact(x + i, own_buf, len, own_exact_p, 0.f);
-        half_block(grad + i, x + i, exact_buf, separate_blend_exact ? own_buf : exact_buf,
-                   out + i, len, dp, b, center);
+        run_block(grad + i, x + i, out + i, std::min(kBlock, n - i), half_shape_exact,
+                  half_own_exact, half_block);
       }
     });
   } else {
