@@ -294,6 +294,13 @@ def figures(rows: List[dict], runs: List[Run], cfg: Config, out: str) -> List[st
     import matplotlib.pyplot as plt
 
     paths = []
+
+    def save(fig, name: str) -> None:
+        fig.tight_layout()
+        paths.append(os.path.join(out, name))
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+
     # accuracy vs depth per derivative (experiment 1)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for ax, opt in zip(axes, ("sgd", "adam")):
@@ -306,10 +313,7 @@ def figures(rows: List[dict], runs: List[Run], cfg: Config, out: str) -> List[st
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("test accuracy")
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    paths.append(os.path.join(out, "accuracy_vs_depth.png"))
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    save(fig, "accuracy_vs_depth.png")
 
     # per-layer gradient norms at init and after training (deepest sigmoid net, SGD)
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
@@ -324,10 +328,7 @@ def figures(rows: List[dict], runs: List[Run], cfg: Config, out: str) -> List[st
     ax.set_ylabel("gradient norm reaching the layer")
     ax.set_title(f"sigmoid MLP, {max(cfg.depths)} hidden layers, SGD", fontsize=10)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(os.path.join(out, "grad_norms.png"))
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    save(fig, "grad_norms.png")
 
     # dead-unit fraction over training (experiment 2)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
@@ -340,10 +341,7 @@ def figures(rows: List[dict], runs: List[Run], cfg: Config, out: str) -> List[st
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("% dead hidden units")
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    paths.append(os.path.join(out, "dead_units.png"))
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    save(fig, "dead_units.png")
 
     # the derivative shapes used
     from .functional import activation as act_fn
@@ -360,10 +358,7 @@ def figures(rows: List[dict], runs: List[Run], cfg: Config, out: str) -> List[st
         ax.set_title(f"{act}: derivatives used", fontsize=10)
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    paths.append(os.path.join(out, "derivatives.png"))
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    save(fig, "derivatives.png")
     return paths
 
 
