@@ -30,6 +30,24 @@ __all__ = ["activation"]
 BlendLike = Union[None, float, Tensor]
 
 
+def _direct_call(overload):
+    """The C++ callable behind an op overload: what ``overload(...)`` runs
+    after one Python frame (about 0.6 us of a 4 us small call). Dynamo cannot
+    trace that builtin, so it is told to trace the overload in its place."""
+    substitute = getattr(torch.compiler, "substitute_in_graph", None)
+    if substitute is None:  # older torch: keep the traceable overload
+        return overload
+
+    @substitute(overload._op, skip_signature_check=True)
+    def _traced(*args, **kwargs):
+        return overload(*args, **kwargs)
+
+    return overload._op
+
+
+_op = _direct_call(torch.ops.artderiv.activation.default)
+
+
 def activation(
     x: Tensor,
     name: str,
@@ -41,9 +59,7 @@ def activation(
     deriv_name, deriv_params = resolve(derivative)
     if blend is not None and not isinstance(blend, Tensor):
         blend = torch.tensor(float(blend), dtype=torch.float64)
-    return torch.ops.artderiv.activation(
-        x, name, [float(p) for p in activation_params or []], deriv_name, deriv_params, blend, "auto"
-    )
+    return _op(x, name, [float(p) for p in activation_params or []], deriv_name, deriv_params, blend, "auto")
 
 
 def gelu(
@@ -76,7 +92,7 @@ def _make_function(spec: dict):
         f"            return _op(x, {act_args}{deriv_arg}, save='auto')\n"
         f"    return activation(x, {name!r}, [{', '.join(params)}], derivative, blend)\n"
     )
-    namespace = {"activation": activation, "_op": torch.ops.artderiv.activation.default}
+    namespace = {"activation": activation, "_op": _op}
     exec(compile(source, f"<artderiv.functional.{name}>", "exec"), namespace)
     function = namespace[name]
     described = ", ".join(f"{p['name']}={p['default']:g}" for p in pspecs)

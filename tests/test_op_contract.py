@@ -149,6 +149,24 @@ def test_torch_compile_static_matches_eager():
     assert_ulp_close(got, expected_grad64(ACTIVATIONS[2], "atan", [3.0], x, g, 0.3), 4, magnitude=g)
 
 
+def test_torch_compile_traces_the_direct_call():
+    # The common calls go to the op's C++ callable, not the OpOverload; dynamo
+    # must still put the op into the graph (fullgraph: a graph break raises).
+    x = make_layout("contiguous", torch.float32)
+    g = make_grad(x)
+
+    def f(t):
+        return artderiv.relu(t) + artderiv.sigmoid(t, derivative="exact_plus") + artderiv.elu(t, 0.5)
+
+    torch._dynamo.reset()
+    try:
+        compiled = torch.compile(f, backend="aot_eager", fullgraph=True, dynamic=False)
+        assert_bitwise_equal(compiled(x), f(x))
+        assert_ulp_close(grad_of(compiled, x, g), grad_of(f, x, g), 2)
+    finally:
+        torch._dynamo.reset()
+
+
 # ---------------------------------------------------------------------------
 # Strides / memory format
 # ---------------------------------------------------------------------------
