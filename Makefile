@@ -14,7 +14,7 @@ export CUDA_HOME ?= /usr/local/cuda
 endif
 export MAX_JOBS ?= $(shell nproc)
 
-.PHONY: demo test pytest cpp-test cpp-package-test build venv bench docs clean
+.PHONY: demo test pytest cpp-test cpp-package-test compat-test build venv bench docs clean
 
 # The main job: exact vs artificial derivatives on real data (about 3 minutes on 2 cores).
 demo: build
@@ -60,6 +60,19 @@ cpp-package-test: build
 		$(CMAKE_COMMON) > build/cmake-downstream-configure.log || { cat build/cmake-downstream-configure.log; exit 1; }
 	cmake --build build/cmake-downstream -j $(MAX_JOBS)
 	cd build/cmake-downstream && ctest --output-on-failure
+
+# The oldest torch the code must build on: the GPU machine's (CUDA 13.0 build,
+# like 2.14.1). A copy of the checkout (tracked files, as they are now) builds
+# in build/compat with its own venv and runs the tests, so a torch API change
+# is found here, not in a GPU session's few minutes.
+COMPAT_TORCH ?= 2.11.0
+COMPAT = build/compat
+compat-test:
+	rm -rf $(COMPAT)/src && mkdir -p $(COMPAT)/src
+	git ls-files -z | tar --null -cf - -T - | tar -xf - -C $(COMPAT)/src
+	test -x $(COMPAT)/venv/bin/python || $(PYTHON) -m venv $(COMPAT)/venv
+	$(COMPAT)/venv/bin/python -m pip install -q torch==$(COMPAT_TORCH) -r requirements-dev.txt
+	cd $(COMPAT)/src && ../venv/bin/python setup.py -q build_ext --inplace && ../venv/bin/python -m pytest -q -p no:cacheprovider tests
 
 # Incremental: ninja reuses the objects in build/; only changed sources recompile.
 # (pip install -e would rebuild everything from scratch on every call.) The venv
