@@ -146,6 +146,49 @@ BackwardBlockFn<T> backward_block_for(Deriv deriv, bool blend) {
   });
 }
 
+// ---- save="output" without a blend: f'(y) in registers ------------------
+//
+// The training default for sigmoid and tanh (exact, exact_plus, floor: shapes
+// that read only f'). f' comes from y in the same pass, as in torch's
+// sigmoid_backward, instead of through a float buffer: one instantiation per
+// (activation with derivative_from_output) x (shape without uses_input), a few
+// dozen, not the whole catalog's product. The values are those of the buffered
+// path (f' is a compute-type value either way; the shape ignores x).
+
+template <class T>
+using OutputBackwardBlockFn = void (*)(const T* grad, const T* y, T* grad_x, int64_t n,
+                                       const VecParams<T>& act_p, const VecParams<T>& p);
+
+template <class A, class D, class T>
+void output_backward_block(const T* grad, const T* y, T* grad_x, int64_t n,
+                           const VecParams<T>& act_p, const VecParams<T>& p) {
+  using V = Vectorized<T>;
+  const V unused_x(T(0));
+  for_each_vector<T>(n, [&](int64_t i, int64_t len) {
+    const V d = D::eval(unused_x, A::derivative_from_output(V::loadu(y + i, len), act_p), p);
+    math::gate(V::loadu(grad + i, len), d).store(grad_x + i, len);
+  });
+}
+
+// make(a, d) -> the block for activation A and shape D, for the pairs that
+// save="output" allows; nullptr for the rest (resolve_save refuses them).
+template <class Fn, class Make>
+Fn output_block_for(Act act, Deriv deriv, const Make& make) {
+  return visit_activation(act, [&](auto a) -> Fn {
+    if constexpr (decltype(a)::has_output_derivative) {
+      return visit_derivative(deriv, [&](auto d) -> Fn {
+        if constexpr (!decltype(d)::uses_input) {
+          return make(a, d);
+        } else {
+          return nullptr;
+        }
+      });
+    } else {
+      return nullptr;
+    }
+  });
+}
+
 // ---- half-type blocks: contiguous bfloat16/float16, widened in registers --
 //
 // The same formulas on Vectorized<float>, fed straight from the 16-bit data:
@@ -240,6 +283,27 @@ void backward_half_block(const S* grad, const S* x, const float* shape_exact,
     if constexpr (kBlend) own = IO::load_float(blend_exact + i, len);
     IO::store(grad_x + i, math::gate(g_lo, factor(x_lo, e.first, own.first)),
               math::gate(g_hi, factor(x_hi, e.second, own.second)), len);
+  });
+}
+
+template <class S>
+using HalfOutputBackwardBlockFn = void (*)(const S* grad, const S* y, S* grad_x, int64_t n,
+                                           const VecParams<float>& act_p,
+                                           const VecParams<float>& p);
+
+template <class A, class D, class S>
+void output_backward_half_block(const S* grad, const S* y, S* grad_x, int64_t n,
+                                const VecParams<float>& act_p, const VecParams<float>& p) {
+  using IO = HalfIO<S>;
+  using VF = Vectorized<float>;
+  const VF unused_x(0.f);
+  const auto factor = [&](const VF& yv) {
+    return D::eval(unused_x, A::derivative_from_output(yv, act_p), p);
+  };
+  for_each_vector<S>(n, [&](int64_t i, int64_t len) {
+    const auto [y_lo, y_hi] = IO::load(y + i, len);
+    const auto [g_lo, g_hi] = IO::load(grad + i, len);
+    IO::store(grad_x + i, math::gate(g_lo, factor(y_lo)), math::gate(g_hi, factor(y_hi)), len);
   });
 }
 
@@ -439,10 +503,32 @@ void backward_typed(const Operands& ops, SaveMode save, const ActivationSpec& ac
   const ExactBlockFn<opmath_t> shape_exact = exact_block_for<opmath_t>(deriv.exact_of, from_output);
   const ExactBlockFn<opmath_t> own_exact = exact_block_for<opmath_t>(act.act, from_output);
   const BackwardBlockFn<opmath_t> block = backward_block_for<opmath_t>(deriv.deriv, blending);
+  // save="output" without a blend: one pass, f'(y) in registers. Not in the
+  // DEFAULT build (CPUs without AVX2), which keeps the two-pass path: there
+  // GCC 12 at -O3 gave wrong bfloat16/float16 values for the one-pass block
+  // (test_other_cpu_kernel_builds caught it; in a standalone build,
+  // -fno-ipa-cp-clone, -O2 and clang 14 give the right ones, UBSan reports nothing).
+#ifdef CPU_CAPABILITY_DEFAULT
+  constexpr bool kOnePassOutput = false;
+#else
+  constexpr bool kOnePassOutput = true;
+#endif
+  const OutputBackwardBlockFn<opmath_t> output_block =
+      kOnePassOutput && from_output && !blending
+          ? output_block_for<OutputBackwardBlockFn<opmath_t>>(
+                act.act, deriv.deriv,
+                [](auto a, auto d) {
+                  return &output_backward_block<decltype(a), decltype(d), opmath_t>;
+                })
+          : nullptr;
   const auto buffered = [&](char** data, const int64_t* strides, int64_t n) {
     for_each_block<scalar_t, 2>(data, strides, n, [&](const opmath_t* const* in, opmath_t* out,
                                                       int64_t len) {
-      run_block(in[0], in[1], out, len, shape_exact, own_exact, block);
+      if (output_block != nullptr) {
+        output_block(in[0], in[1], out, len, own_exact_p, dp);
+      } else {
+        run_block(in[0], in[1], out, len, shape_exact, own_exact, block);
+      }
     });
   };
   if constexpr (kHalfType<scalar_t>) {
@@ -452,6 +538,14 @@ void backward_typed(const Operands& ops, SaveMode save, const ActivationSpec& ac
         exact_half_block_for<scalar_t>(act.act, from_output);
     const HalfBackwardBlockFn<scalar_t> half_block =
         backward_half_block_for<scalar_t>(deriv.deriv, blending);
+    const HalfOutputBackwardBlockFn<scalar_t> half_output_block =
+        output_block != nullptr
+            ? output_block_for<HalfOutputBackwardBlockFn<scalar_t>>(
+                  act.act, deriv.deriv,
+                  [](auto a, auto d) {
+                    return &output_backward_half_block<decltype(a), decltype(d), scalar_t>;
+                  })
+            : nullptr;
     for_each_chunk<2>(ops, [&](char** data, const int64_t* strides, int64_t n) {
       if (!contiguous<3>(strides, sizeof(scalar_t))) {
         buffered(data, strides, n);
@@ -460,6 +554,10 @@ void backward_typed(const Operands& ops, SaveMode save, const ActivationSpec& ac
       const auto* grad = reinterpret_cast<const scalar_t*>(data[1]);
       const auto* x = reinterpret_cast<const scalar_t*>(data[2]);
       auto* out = reinterpret_cast<scalar_t*>(data[0]);
+      if (half_output_block != nullptr) {
+        half_output_block(grad, x, out, n, own_exact_p, dp);
+        return;
+      }
       for (int64_t i = 0; i < n; i += kBlock) {
         run_block(grad + i, x + i, out + i, std::min(kBlock, n - i), half_shape_exact,
                   half_own_exact, half_block);
