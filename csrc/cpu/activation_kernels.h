@@ -155,6 +155,17 @@ BackwardBlockFn<T> backward_block_for(Deriv deriv, bool blend) {
 // dozen, not the whole catalog's product. The values are those of the buffered
 // path (f' is a compute-type value either way; the shape ignores x).
 
+// Not in the DEFAULT build (CPUs without AVX2), which keeps the two-pass path
+// and does not even compile these blocks: there GCC 12 at -O3 gave wrong
+// bfloat16/float16 values for them (test_other_cpu_kernel_builds caught it; in
+// a standalone build, -fno-ipa-cp-clone, -O2 and clang 14 give the right ones,
+// UBSan reports nothing).
+#ifdef CPU_CAPABILITY_DEFAULT
+constexpr bool kOnePassOutput = false;
+#else
+constexpr bool kOnePassOutput = true;
+#endif
+
 template <class T>
 using OutputBackwardBlockFn = void (*)(const T* grad, const T* y, T* grad_x, int64_t n,
                                        const VecParams<T>& act_p, const VecParams<T>& p);
@@ -503,24 +514,16 @@ void backward_typed(const Operands& ops, SaveMode save, const ActivationSpec& ac
   const ExactBlockFn<opmath_t> shape_exact = exact_block_for<opmath_t>(deriv.exact_of, from_output);
   const ExactBlockFn<opmath_t> own_exact = exact_block_for<opmath_t>(act.act, from_output);
   const BackwardBlockFn<opmath_t> block = backward_block_for<opmath_t>(deriv.deriv, blending);
-  // save="output" without a blend: one pass, f'(y) in registers. Not in the
-  // DEFAULT build (CPUs without AVX2), which keeps the two-pass path: there
-  // GCC 12 at -O3 gave wrong bfloat16/float16 values for the one-pass block
-  // (test_other_cpu_kernel_builds caught it; in a standalone build,
-  // -fno-ipa-cp-clone, -O2 and clang 14 give the right ones, UBSan reports nothing).
-#ifdef CPU_CAPABILITY_DEFAULT
-  constexpr bool kOnePassOutput = false;
-#else
-  constexpr bool kOnePassOutput = true;
-#endif
-  const OutputBackwardBlockFn<opmath_t> output_block =
-      kOnePassOutput && from_output && !blending
-          ? output_block_for<OutputBackwardBlockFn<opmath_t>>(
-                act.act, deriv.deriv,
-                [](auto a, auto d) {
-                  return &output_backward_block<decltype(a), decltype(d), opmath_t>;
-                })
-          : nullptr;
+  // save="output" without a blend: one pass, f'(y) in registers.
+  OutputBackwardBlockFn<opmath_t> output_block = nullptr;
+  if constexpr (kOnePassOutput) {
+    if (from_output && !blending) {
+      output_block = output_block_for<OutputBackwardBlockFn<opmath_t>>(
+          act.act, deriv.deriv, [](auto a, auto d) {
+            return &output_backward_block<decltype(a), decltype(d), opmath_t>;
+          });
+    }
+  }
   const auto buffered = [&](char** data, const int64_t* strides, int64_t n) {
     for_each_block<scalar_t, 2>(data, strides, n, [&](const opmath_t* const* in, opmath_t* out,
                                                       int64_t len) {
@@ -538,14 +541,15 @@ void backward_typed(const Operands& ops, SaveMode save, const ActivationSpec& ac
         exact_half_block_for<scalar_t>(act.act, from_output);
     const HalfBackwardBlockFn<scalar_t> half_block =
         backward_half_block_for<scalar_t>(deriv.deriv, blending);
-    const HalfOutputBackwardBlockFn<scalar_t> half_output_block =
-        output_block != nullptr
-            ? output_block_for<HalfOutputBackwardBlockFn<scalar_t>>(
-                  act.act, deriv.deriv,
-                  [](auto a, auto d) {
-                    return &output_backward_half_block<decltype(a), decltype(d), scalar_t>;
-                  })
-            : nullptr;
+    HalfOutputBackwardBlockFn<scalar_t> half_output_block = nullptr;
+    if constexpr (kOnePassOutput) {
+      if (output_block != nullptr) {
+        half_output_block = output_block_for<HalfOutputBackwardBlockFn<scalar_t>>(
+            act.act, deriv.deriv, [](auto a, auto d) {
+              return &output_backward_half_block<decltype(a), decltype(d), scalar_t>;
+            });
+      }
+    }
     for_each_chunk<2>(ops, [&](char** data, const int64_t* strides, int64_t n) {
       if (!contiguous<3>(strides, sizeof(scalar_t))) {
         buffered(data, strides, n);
