@@ -548,8 +548,42 @@ def test_exact_gradient_equals_torch_autograd(act, dtype):
         # torch computes sigmoid'/tanh' from the output rounded to the half
         # type; artderiv from x in float: within a half-eps of the gradient.
         assert_ulp_close(got, expected, 2, magnitude=gk, msg=f"{act.id} {dtype}")
+    elif act.name == "gelu_tanh":
+        # ATen sums terms of size up to 1 + |x| u'(x) (1 + tanh(u), x (1 - tanh^2) u'),
+        # so its own error is eps times that; artderiv's form is the accurate
+        # one (test_gelu_tanh_derivative_is_accurate).
+        xk = x[keep].double()
+        terms = 1 + xk.abs() * GELU_BETA * (1 + 3 * GELU_KAPPA * xk * xk)
+        assert_ulp_close(got, expected, 4, magnitude=gk * terms, msg=f"{act.id} {dtype}")
     else:
         assert_ulp_close(got, expected, 4, magnitude=gk, msg=f"{act.id} {dtype}")
+
+
+GELU_BETA, GELU_KAPPA = math.sqrt(2 / math.pi), 0.044715
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, f64], ids=dtype_id)
+def test_gelu_tanh_derivative_is_accurate(dtype):
+    """f'(x) of gelu_tanh within a few ulps of its terms' size (times the
+    function's condition), against 50-digit arithmetic, also for x < 0 where f' is tiny and ATen's 1 + tanh(u) loses
+    every digit (float32 at x = -5: 0 or 8e-6 for 5.2e-6)."""
+    import mpmath  # a dependency of torch (through sympy)
+
+    mpmath.mp.dps = 50
+    x = torch.cat([torch.linspace(-9, 9, 721, dtype=dtype), torch.tensor([-5.1248860359191895], dtype=dtype)])
+    got = grad_of(lambda t: artderiv.gelu(t, approximate="tanh", derivative="exact"), x, torch.ones_like(x))
+    beta, kappa = mpmath.sqrt(2 / mpmath.pi), mpmath.mpf("0.044715")
+    eps = torch.finfo(dtype).eps
+    for xi, gi in zip(x.tolist(), got.tolist()):
+        xm = mpmath.mpf(xi)
+        du = beta * (1 + 3 * kappa * xm * xm)
+        u = beta * (xm + kappa * xm ** 3)
+        s = (1 + mpmath.tanh(u)) / 2
+        term = xm * s * (1 - s) * 2 * du
+        # f' = s + term (near f's root they cancel); e^(-2|u|) magnifies the
+        # rounding of u by 2|u| (the function's own condition, any formula's)
+        scale = float((abs(s) + abs(term)) * (1 + 2 * abs(u)))
+        assert abs(gi - float(s + term)) <= 8 * eps * scale + torch.finfo(dtype).tiny, (xi, gi, float(s + term))
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)

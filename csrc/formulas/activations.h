@@ -252,25 +252,39 @@ struct Gelu : ActivationBase {
   }
 };
 
-// gelu(approximate="tanh")
+// gelu(approximate="tanh"): 0.5 x (1 + tanh(u)), u = beta (x + kappa x^3).
+// Written with s = (1 + tanh(u)) / 2 = sigma(2u) and s (1 - s), both from
+// e = exp(-2|u|) without cancellation: ATen's 1 + tanh(u) and 1 - tanh(u)^2
+// cancel, and in float32 around x = -5 lose every digit of f' (0 or 8e-6 for
+// 5.2e-6, by the last bit of tanh). The same NaN and infinity results.
 struct GeluTanh : ActivationBase {
   static constexpr const char* name = "gelu_tanh";
   static constexpr const char* default_derivative = "exact";
   static constexpr std::array<ParamSpec, 0> params{};
   static constexpr double kBeta = 0.79788456080286535588;  // sqrt(2/pi)
   static constexpr double kKappa = 0.044715;
+  // Writes s = sigma(2u) and returns s (1 - s).
+  template <class T>
+  ARTDERIV_HD static T sigma_2u(T x, T x_sq, T& s) {
+    const T u = T(kBeta) * (x + T(kKappa) * x_sq * x);
+    const T e = math::exp(T(-2) * math::abs(u));
+    const T q = T(1) / (T(1) + e);
+    s = math::select(u < T(0), e * q, q);
+    return e * q * q;
+  }
   template <class T>
   ARTDERIV_HD static T forward(T x, const Params<T>&) {
-    const T inner = T(kBeta) * (x + T(kKappa) * x * x * x);
-    return T(0.5) * x * (T(1) + math::tanh(inner));
+    T s;
+    sigma_2u(x, x * x, s);
+    return x * s;
   }
+  // f' = s + x s (1 - s) 2 u'(x), u' = beta (1 + 3 kappa x^2).
   template <class T>
   ARTDERIV_HD static T derivative(T x, const Params<T>&) {
     const T x_sq = x * x;
-    const T t = math::tanh(T(kBeta) * (x + T(kKappa) * x_sq * x));
-    const T right = T(1) + t;
-    const T right_derivative = (T(1) - t * t) * T(kBeta) * (T(1) + T(3 * kKappa) * x_sq);
-    return T(0.5) * right + T(0.5) * x * right_derivative;
+    T s;
+    const T s_1_s = sigma_2u(x, x_sq, s);
+    return s + x * s_1_s * T(2 * kBeta) * (T(1) + T(3 * kKappa) * x_sq);
   }
 };
 
