@@ -1,0 +1,165 @@
+"""The CUDA code without a GPU: csrc/cuda/activation_kernels.cuh compiled as
+host C++ (tests/cuda_emulation/emulated_device.cpp) runs each launch's blocks
+and threads one after another on the CPU. Its results must equal the CPU
+kernels' for every activation, derivative and dtype, and across the sizes,
+grids and alignments where the kernels' indexing changes (16-byte vectors,
+unrolling, tails, grid-stride loops, the scalar path for misaligned data).
+
+Outputs are written into a buffer with sentinel margins, so a write outside
+the output fails the call and an element never written shows as a wrong
+value. What this cannot see, a GPU run (benchmarks/gpu_check.sh) does: the
+CUDA runtime, device math libraries, memory errors under compute-sanitizer.
+"""
+
+import os
+import sys
+
+import pytest
+import torch
+
+from test_cuda import DERIVATIVES, DTYPES, sample, tolerance
+
+import artderiv
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OPS = torch.ops.artderiv
+ACTIVATIONS = [a["name"] for a in artderiv.catalog()["activations"]]
+
+
+@pytest.fixture(scope="module")
+def emu():
+    from torch.utils import cpp_extension
+
+    build_dir = os.path.join(ROOT, "build", "cuda_emulation", f"py{sys.version_info[0]}{sys.version_info[1]}")
+    os.makedirs(build_dir, exist_ok=True)
+    module = cpp_extension.load(
+        name="artderiv_cuda_emulation",
+        sources=[os.path.join(ROOT, "tests", "cuda_emulation", "emulated_device.cpp"),
+                 os.path.join(ROOT, "csrc", "catalog.cpp")],
+        extra_include_paths=[os.path.join(ROOT, "csrc")],
+        extra_cflags=["-O1", "-ffp-contract=off", "-Wno-unknown-pragmas"],
+        build_directory=build_dir,
+    )
+    yield module
+    module.configure(132, 0)
+
+
+def assert_close(actual, expected, dtype):
+    rtol, atol = tolerance(dtype)
+    torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol, equal_nan=True)
+
+
+def forward_both(emu, x, act, params=()):
+    return emu.activation_forward(x, act, list(params)), OPS.activation_forward(x, act, list(params))
+
+
+def backward_both(emu, grad, saved, act, deriv, dparams, blend=None, save="input"):
+    args = (grad, saved, save, act, [], deriv, list(dparams), blend)
+    return emu.activation_backward(*args), OPS.activation_backward(*args)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_emulated_cuda_matches_cpu_for_every_activation_and_derivative(emu, dtype, act):
+    x = sample(dtype=dtype)
+    grad = sample(dtype=dtype, seed=1)
+    y, y_cpu = forward_both(emu, x, act)
+    assert_close(y, y_cpu, dtype)
+    for deriv, dparams in DERIVATIVES:
+        g, g_cpu = backward_both(emu, grad, x, act, deriv, dparams)
+        assert_close(g, g_cpu, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("act", ["relu", "sigmoid", "tanh"])
+def test_emulated_cuda_save_output_and_blend(emu, dtype, act):
+    x = sample(dtype=dtype)
+    y = OPS.activation_forward(x, act, [])
+    grad = sample(dtype=dtype, seed=1)
+    for deriv, dparams in [("exact", []), ("exact_plus", [0.1]), ("floor", [0.05]), ("identity", [])]:
+        for blend in (None, torch.tensor(0.3), torch.tensor(0.3, dtype=torch.float64)):
+            g, g_cpu = backward_both(emu, grad, y, act, deriv, dparams, blend, save="output")
+            assert_close(g, g_cpu, dtype)
+    for blend in (torch.tensor(0.0), torch.tensor(0.25), torch.tensor(1.0)):
+        g, g_cpu = backward_both(emu, grad, x, act, "atan", [], blend)
+        assert_close(g, g_cpu, dtype)
+
+
+def per_grid_pass(emu, dtype, sms):
+    """Elements one grid of blocks covers before its grid-stride loop repeats."""
+    per_vector = emu.vector_bytes // torch.empty((), dtype=dtype).element_size()
+    blocks = sms * (2048 // emu.threads_per_block) * 4
+    return blocks * emu.threads_per_block * emu.unroll * per_vector, per_vector
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("sms", [1, 132])
+@pytest.mark.parametrize("misaligned", ["none", "input", "output"])
+def test_emulated_cuda_indexing(emu, dtype, sms, misaligned):
+    """Sizes around every boundary of the kernels' loops, on a one-SM grid (many
+    grid-stride passes) and on the H200's; aligned (16-byte vectors) and not."""
+    emu.configure(sms, 1 if misaligned == "output" else 0)
+    one_pass, vec = per_grid_pass(emu, dtype, sms)
+    block = emu.threads_per_block * emu.unroll * vec
+    sizes = [1, vec - 1, vec, vec + 1, block - 1, block, block + vec + 1]
+    if sms == 1:  # one grid's worth, and several grid-stride passes with a tail
+        sizes += [one_pass - 1, one_pass + 3, 3 * one_pass + block + 5]
+    for n in sizes:
+        base = torch.linspace(-4, 4, n + 1, dtype=torch.float64)[torch.randperm(n + 1)].to(dtype)
+        x = base[1:] if misaligned == "input" else base[:n]
+        # leaky_relu is one-to-one: an element written from the wrong input shows
+        y, y_cpu = forward_both(emu, x, "leaky_relu", [0.1])
+        assert torch.equal(y, y_cpu), f"n={n}"
+        launches, blocks = emu.launch_stats()
+        assert blocks == min(-(-n // block), sms * (2048 // emu.threads_per_block) * 4)
+        grad = torch.linspace(0.5, 2, n + 1, dtype=dtype)[1 if misaligned == "input" else 0:][:n]
+        for deriv, dparams in [("sigmoid", [4.0]), ("exact", [])]:
+            g, g_cpu = backward_both(emu, grad, x, "leaky_relu", deriv, dparams)
+            assert_close(g, g_cpu, dtype)
+        # a gradient broadcast from one value is read as a scalar (y.sum().backward())
+        g, g_cpu = backward_both(emu, torch.tensor(0.5, dtype=dtype).expand(n), x, "leaky_relu", "sigmoid", [4.0])
+        assert_close(g, g_cpu, dtype)
+        assert emu.launch_stats()[0] == launches + 3
+
+
+@pytest.mark.parametrize("layout", ["transposed", "sliced", "channels_last", "expanded_grad", "strided_grad"])
+def test_emulated_cuda_layouts(emu, layout):
+    emu.configure(132, 0)
+    base = sample((4, 6, 10, 12), dtype=torch.float32)
+    x, grad = base, sample((4, 6, 10, 12), dtype=torch.float32, seed=1)
+    if layout == "transposed":
+        x = base.transpose(1, 3)
+        grad = grad.transpose(1, 3).contiguous()
+    elif layout == "sliced":
+        x = base[:, ::2, :, 1:]
+        grad = grad[:, ::2, :, 1:].contiguous()
+    elif layout == "channels_last":
+        x = base.contiguous(memory_format=torch.channels_last)
+    elif layout == "expanded_grad":
+        grad = grad[:, :1].expand_as(base)  # broadcast along one dimension only: copied
+    elif layout == "strided_grad":
+        grad = grad.transpose(0, 2).contiguous().transpose(0, 2)
+    y, y_cpu = forward_both(emu, x, "gelu")
+    assert y.stride() == y_cpu.stride()
+    assert_close(y, y_cpu, torch.float32)
+    g, g_cpu = backward_both(emu, grad, x, "gelu", "sigmoid", [2.0], torch.tensor(0.4))
+    assert g.stride() == g_cpu.stride()
+    assert_close(g, g_cpu, torch.float32)
+
+
+def test_emulated_cuda_empty_tensor_launches_nothing(emu):
+    launches, _ = emu.launch_stats()
+    x = torch.empty(0, 3)
+    assert emu.activation_forward(x, "relu", []).shape == (0, 3)
+    assert emu.activation_backward(x, x, "input", "relu", [], "sigmoid", [], None).shape == (0, 3)
+    assert emu.launch_stats()[0] == launches
+
+
+def test_emulated_output_guard_sees_a_stray_write(emu):
+    """The margin check itself works: a write one element past an output is reported."""
+    emu.configure(132, 0)
+    x = torch.randn(5)
+    y, y_cpu = forward_both(emu, x, "relu")
+    assert torch.equal(y, y_cpu)
+    with pytest.raises(RuntimeError, match="wrote outside its output"):
+        emu.self_test_stray_write()
