@@ -12,6 +12,7 @@ CUDA runtime, device math libraries, memory errors under compute-sanitizer.
 """
 
 import os
+import subprocess
 import sys
 
 import pytest
@@ -26,18 +27,26 @@ OPS = torch.ops.artderiv
 ACTIVATIONS = [a["name"] for a in artderiv.catalog()["activations"]]
 
 
+# Set (by test_emulated_cuda_under_address_sanitizer) to build the emulator
+# with AddressSanitizer, in a process that preloads its runtime.
+ASAN = os.environ.get("ARTDERIV_EMULATION_ASAN") == "1"
+
+
 @pytest.fixture(scope="module")
 def emu():
     from torch.utils import cpp_extension
 
-    build_dir = os.path.join(ROOT, "build", "cuda_emulation", f"py{sys.version_info[0]}{sys.version_info[1]}")
+    build_dir = os.path.join(ROOT, "build", "cuda_emulation",
+                             f"py{sys.version_info[0]}{sys.version_info[1]}" + ("-asan" if ASAN else ""))
     os.makedirs(build_dir, exist_ok=True)
+    sanitize = ["-fsanitize=address", "-fno-omit-frame-pointer"] if ASAN else []
     module = cpp_extension.load(
-        name="artderiv_cuda_emulation",
+        name="artderiv_cuda_emulation" + ("_asan" if ASAN else ""),
         sources=[os.path.join(ROOT, "tests", "cuda_emulation", "emulated_device.cpp"),
                  os.path.join(ROOT, "csrc", "catalog.cpp")],
         extra_include_paths=[os.path.join(ROOT, "csrc")],
-        extra_cflags=["-O1", "-ffp-contract=off", "-Wno-unknown-pragmas"],
+        extra_cflags=["-O1", "-ffp-contract=off", "-Wno-unknown-pragmas"] + sanitize,
+        extra_ldflags=sanitize,
         build_directory=build_dir,
     )
     yield module
@@ -163,3 +172,33 @@ def test_emulated_output_guard_sees_a_stray_write(emu):
     assert torch.equal(y, y_cpu)
     with pytest.raises(RuntimeError, match="wrote outside its output"):
         emu.self_test_stray_write()
+
+
+def test_emulated_cuda_under_address_sanitizer():
+    """Out-of-bounds *reads* leave the values unchanged, so the comparisons above
+    cannot see them. Here the emulator is built with AddressSanitizer and the
+    indexing, layout and blend tests run again in a process that preloads its
+    runtime: torch's CPU tensors are then malloc'ed with poisoned redzones
+    after them, and any read past an input (a 16-byte vector load past the end,
+    a broadcast gradient read as a full one) aborts the run, as
+    compute-sanitizer would on the GPU."""
+    if ASAN:
+        pytest.skip("this is the sanitized run itself")
+    gcc = "gcc"
+    libs = []
+    for lib in ("libasan.so", "libstdc++.so"):  # libstdc++ too: ASan's __cxa_throw interceptor needs it
+        path = subprocess.run([gcc, "-print-file-name=" + lib], capture_output=True, text=True).stdout.strip()
+        if not os.path.isabs(path):
+            pytest.skip(f"{lib} not found (gcc -print-file-name)")
+        libs.append(path)
+    env = dict(os.environ, ARTDERIV_EMULATION_ASAN="1", LD_PRELOAD=" ".join(libs),
+               ASAN_OPTIONS="detect_leaks=0:abort_on_error=1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
+         "-k", "indexing or layouts or save_output or empty"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )
+    out = proc.stdout + proc.stderr
+    assert "AddressSanitizer" not in out, out[-6000:]
+    assert proc.returncode == 0, out[-4000:]
+    assert " passed" in proc.stdout and " failed" not in proc.stdout, proc.stdout[-1000:]
