@@ -37,14 +37,16 @@ stage env 30 bash -c "nvidia-smi || true; $CUDA_HOME/bin/nvcc --version || true;
 
 if [ "$DRY" = 1 ]; then
   stage build 600 "$PY" setup.py build_ext --inplace
-  stage tests 300 "$PY" -m pytest -q tests -x
+  stage tests 900 "$PY" -m pytest -q tests -x
   stage memcheck 60 bash -c "command -v compute-sanitizer || echo 'dry run: compute-sanitizer skipped'"
   stage bench 300 "$PY" benchmarks/bench.py --quick --out "$OUT/bench"
 else
   # One nvcc job compiles the .cu file (about 1.5 min); the CPU ISA builds run beside it.
   stage build 180 "$PY" setup.py build_ext --inplace || { echo "build failed: see $OUT/build.log" | tee -a "$SUMMARY"; exit 1; }
-  # Every device-parametrised test on CUDA, then the whole suite's CPU side is CI's job.
-  stage tests 120 "$PY" -m pytest -q tests -k "cuda" -p no:cacheprovider --junitxml="$OUT/tests.xml"
+  # Every device-parametrised test on CUDA; the whole suite's CPU side is CI's job,
+  # and so is the CPU emulation of the CUDA code (test_cuda_emulation.py: two
+  # host compiles, minutes this run does not have).
+  stage tests 120 "$PY" -m pytest -q tests -k "cuda and not emulat" -p no:cacheprovider --junitxml="$OUT/tests.xml"
   stage memcheck 80 compute-sanitizer --tool memcheck --error-exitcode 1 \
     "$PY" -m pytest -q tests/test_cuda.py -k "memcheck" -p no:cacheprovider
   # The targets' sizes only (2^24, 2^28): torch.compile of each recipe takes seconds.

@@ -34,3 +34,25 @@ def test_bench_quick_outputs(tmp_path):
 
 def test_gpu_check_script_is_valid_bash():
     subprocess.run(["bash", "-n", os.path.join(ROOT, "benchmarks", "gpu_check.sh")], check=True)
+
+
+def test_gpu_check_test_stage_selection():
+    """The GPU run's test stage (its -k expression, read from the script) collects
+    every test of test_cuda.py and nothing else: the CPU emulation of the CUDA
+    code compiles twice and would eat the stage's minutes."""
+    import re
+    import shlex
+
+    script = open(os.path.join(ROOT, "benchmarks", "gpu_check.sh")).read()
+    line = next(l for l in script.splitlines() if l.strip().startswith("stage tests") and "--junitxml" in l)
+    expr = shlex.split(line)[shlex.split(line).index("-k") + 1]
+
+    def collect(*args):
+        proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        return {l for l in proc.stdout.splitlines() if "::" in l}
+
+    selected = collect("tests", "-k", expr)
+    assert selected and selected == collect(os.path.join("tests", "test_cuda.py")), sorted(selected)[:5]
+    assert not any(re.search("emulat", t) for t in selected)
