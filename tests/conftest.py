@@ -236,6 +236,18 @@ def assert_ulp_close(actual, expected, ulps, *, magnitude=None, magnitude_dtype=
         )
 
 
+# gelu(approximate="tanh") = 0.5 x (1 + tanh(K (x + C x^3))).
+GELU_TANH_K = math.sqrt(2.0 / math.pi)
+GELU_TANH_C = 0.044715
+
+
+def gelu_tanh_terms(x):
+    """Size of the terms ATen's gelu_tanh backward sums, 1 + |x| u'(x): its own
+    rounding error (1 + tanh(u) cancels) is eps times this."""
+    x = x.double()
+    return 1 + x.abs() * GELU_TANH_K * (1 + 3 * GELU_TANH_C * x * x)
+
+
 def compute_dtype(dtype):
     """The dtype the kernels compute in: float for the half types."""
     return torch.float32 if dtype in HALF_DTYPES else dtype

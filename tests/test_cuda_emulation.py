@@ -94,11 +94,11 @@ def test_emulated_cuda_save_output_and_blend(emu, dtype, act):
         assert_close(g, g_cpu, dtype)
 
 
-def per_grid_pass(emu, dtype, sms):
-    """Elements one grid of blocks covers before its grid-stride loop repeats."""
-    per_vector = emu.vector_bytes // torch.empty((), dtype=dtype).element_size()
-    blocks = sms * (2048 // emu.threads_per_block) * 4
-    return blocks * emu.threads_per_block * emu.unroll * per_vector, per_vector
+def launch_geometry(emu, dtype, sms):
+    """(elements per vector, elements per block, the most blocks a launch uses:
+    beyond that the grid-stride loop repeats)."""
+    vec = emu.vector_bytes // torch.empty((), dtype=dtype).element_size()
+    return vec, emu.threads_per_block * emu.unroll * vec, sms * (2048 // emu.threads_per_block) * 4
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -108,8 +108,8 @@ def test_emulated_cuda_indexing(emu, dtype, sms, misaligned):
     """Sizes around every boundary of the kernels' loops, on a one-SM grid (many
     grid-stride passes) and on the H200's; aligned (16-byte vectors) and not."""
     emu.configure(sms, 1 if misaligned == "output" else 0)
-    one_pass, vec = per_grid_pass(emu, dtype, sms)
-    block = emu.threads_per_block * emu.unroll * vec
+    vec, block, max_blocks = launch_geometry(emu, dtype, sms)
+    one_pass = max_blocks * block
     sizes = [1, vec - 1, vec, vec + 1, block - 1, block, block + vec + 1]
     if sms == 1:  # one grid's worth, and several grid-stride passes with a tail
         sizes += [one_pass - 1, one_pass + 3, 3 * one_pass + block + 5]
@@ -120,7 +120,7 @@ def test_emulated_cuda_indexing(emu, dtype, sms, misaligned):
         y, y_cpu = forward_both(emu, x, "leaky_relu", [0.1])
         assert torch.equal(y, y_cpu), f"n={n}"
         launches, blocks = emu.launch_stats()
-        assert blocks == min(-(-n // block), sms * (2048 // emu.threads_per_block) * 4)
+        assert blocks == min(-(-n // block), max_blocks)
         grad = torch.linspace(0.5, 2, n + 1, dtype=dtype)[1 if misaligned == "input" else 0:][:n]
         for deriv, dparams in [("sigmoid", [4.0]), ("exact", [])]:
             g, g_cpu = backward_both(emu, grad, x, "leaky_relu", deriv, dparams)

@@ -85,12 +85,14 @@ class GuardedOutput {
   void finish() {
     const auto* bytes = static_cast<const unsigned char*>(buffer_.data_ptr());
     const int64_t end = offset_bytes_ + out_.numel() * out_.element_size();
-    for (int64_t i = 0; i < buffer_.numel(); ++i) {
-      if (i < offset_bytes_ || i >= end) {
+    const auto check_margin = [&](int64_t from, int64_t to) {
+      for (int64_t i = from; i < to; ++i) {
         TORCH_CHECK(bytes[i] == kSentinel, "emulated kernel wrote outside its output: byte ",
                     i - offset_bytes_, " of ", end - offset_bytes_);
       }
-    }
+    };
+    check_margin(0, offset_bytes_);
+    check_margin(end, buffer_.numel());
     out_.copy_(view_);
   }
 
