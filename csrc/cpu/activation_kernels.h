@@ -22,6 +22,7 @@
 #endif
 
 #include <algorithm>
+#include <tuple>
 #include <type_traits>
 
 #include <ATen/Dispatch.h>
@@ -61,9 +62,18 @@ VecParams<T> broadcast(const Params<double>& p) {
   return out;
 }
 
+// The per-vector bodies below are lambdas marked with this: GCC's inlining
+// of them (and of HalfIO's helpers) into the loop otherwise changes with
+// unrelated edits, and an out-of-line body costs a call per vector.
+#if defined(__GNUC__)
+#define ARTDERIV_INLINE_BODY __attribute__((always_inline))
+#else
+#define ARTDERIV_INLINE_BODY
+#endif
+
 // Applies body(i, len) to full vectors, then to the tail as one partial vector.
 template <class T, class Body>
-inline void for_each_vector(int64_t n, const Body& body) {
+C10_ALWAYS_INLINE void for_each_vector(int64_t n, const Body& body) {
   constexpr int64_t width = Vectorized<T>::size();
   int64_t i = 0;
   for (; i + width <= n; i += width) body(i, width);
@@ -85,7 +95,7 @@ using BackwardBlockFn = void (*)(const T* grad, const T* x, const T* shape_exact
 template <class A, class T>
 void forward_block(const T* x, T* y, int64_t n, const VecParams<T>& p) {
   using V = Vectorized<T>;
-  for_each_vector<T>(n, [&](int64_t i, int64_t len) {
+  for_each_vector<T>(n, [&](int64_t i, int64_t len) ARTDERIV_INLINE_BODY {
     A::forward(V::loadu(x + i, len), p).store(y + i, len);
   });
 }
@@ -94,7 +104,7 @@ template <class A, bool kFromOutput, class T>
 void exact_block(const T* x, T* exact, int64_t n, const VecParams<T>& p, T center) {
   using V = Vectorized<T>;
   const V c(center);
-  for_each_vector<T>(n, [&](int64_t i, int64_t len) {
+  for_each_vector<T>(n, [&](int64_t i, int64_t len) ARTDERIV_INLINE_BODY {
     const V v = V::loadu(x + i, len);
     if constexpr (kFromOutput) {
       A::derivative_from_output(v, p).store(exact + i, len);
@@ -112,7 +122,7 @@ void backward_block(const T* grad, const T* x, const T* shape_exact, const T* bl
                     T* grad_x, int64_t n, const VecParams<T>& p, T blend, T center) {
   using V = Vectorized<T>;
   const V b(blend), keep(T(1) - blend), c(center);
-  for_each_vector<T>(n, [&](int64_t i, int64_t len) {
+  for_each_vector<T>(n, [&](int64_t i, int64_t len) ARTDERIV_INLINE_BODY {
     const V e = D::uses_exact ? V::loadu(shape_exact + i, len) : V(T(0));
     V d = D::eval(V::loadu(x + i, len) - c, e, p);
     if constexpr (kBlend) d = keep * d + b * V::loadu(blend_exact + i, len);
@@ -175,7 +185,7 @@ void output_backward_block(const T* grad, const T* y, T* grad_x, int64_t n,
                            const VecParams<T>& act_p, const VecParams<T>& p) {
   using V = Vectorized<T>;
   const V unused_x(T(0));
-  for_each_vector<T>(n, [&](int64_t i, int64_t len) {
+  for_each_vector<T>(n, [&](int64_t i, int64_t len) ARTDERIV_INLINE_BODY {
     const V d = D::eval(unused_x, A::derivative_from_output(V::loadu(y + i, len), act_p), p);
     math::gate(V::loadu(grad + i, len), d).store(grad_x + i, len);
   });
@@ -226,11 +236,15 @@ struct HalfIO {
   using VS = Vectorized<S>;
   using VF = Vectorized<float>;
   static constexpr int64_t kWidth = VS::size();  // two float vectors
-  static std::pair<VF, VF> load(const S* p, int64_t len) {
-    const auto [lo, hi] = at::vec::convert_to_float<S>(len == kWidth ? VS::loadu(p) : VS::loadu(p, len));
+  C10_ALWAYS_INLINE static std::pair<VF, VF> load(const S* p, int64_t len) {
+    // std::tie, not a structured binding of convert_to_float's tuple: with
+    // the binding, GCC 12 keeps a dead 64-byte stack store of each widened
+    // vector in every loop that calls this.
+    VF lo, hi;
+    std::tie(lo, hi) = at::vec::convert_to_float<S>(len == kWidth ? VS::loadu(p) : VS::loadu(p, len));
     return {lo, hi};
   }
-  static void store(S* p, const VF& lo, const VF& hi, int64_t len) {
+  C10_ALWAYS_INLINE static void store(S* p, const VF& lo, const VF& hi, int64_t len) {
     const VS v = at::vec::convert_from_float<S>(lo, hi);
     if (len == kWidth) {
       v.store(p);
@@ -238,11 +252,11 @@ struct HalfIO {
       v.store(p, len);
     }
   }
-  static std::pair<VF, VF> load_float(const float* p, int64_t len) {
+  C10_ALWAYS_INLINE static std::pair<VF, VF> load_float(const float* p, int64_t len) {
     constexpr int64_t w = VF::size();
     return {VF::loadu(p, std::min(len, w)), len > w ? VF::loadu(p + w, len - w) : VF(0.f)};
   }
-  static void store_float(float* p, const VF& lo, const VF& hi, int64_t len) {
+  C10_ALWAYS_INLINE static void store_float(float* p, const VF& lo, const VF& hi, int64_t len) {
     constexpr int64_t w = VF::size();
     lo.store(p, std::min(len, w));
     if (len > w) hi.store(p + w, len - w);
@@ -252,7 +266,7 @@ struct HalfIO {
 template <class A, class S>
 void forward_half_block(const S* x, S* y, int64_t n, const VecParams<float>& p) {
   using IO = HalfIO<S>;
-  for_each_vector<S>(n, [&](int64_t i, int64_t len) {
+  for_each_vector<S>(n, [&](int64_t i, int64_t len) ARTDERIV_INLINE_BODY {
     const auto [lo, hi] = IO::load(x + i, len);
     IO::store(y + i, A::forward(lo, p), A::forward(hi, p), len);
   });
@@ -264,7 +278,7 @@ void exact_half_block(const S* x, float* exact, int64_t n, const VecParams<float
   using IO = HalfIO<S>;
   using VF = Vectorized<float>;
   const VF c(center);
-  for_each_vector<S>(n, [&](int64_t i, int64_t len) {
+  for_each_vector<S>(n, [&](int64_t i, int64_t len) ARTDERIV_INLINE_BODY {
     const auto [lo, hi] = IO::load(x + i, len);
     if constexpr (kFromOutput) {
       IO::store_float(exact + i, A::derivative_from_output(lo, p), A::derivative_from_output(hi, p), len);
@@ -281,12 +295,12 @@ void backward_half_block(const S* grad, const S* x, const float* shape_exact,
   using IO = HalfIO<S>;
   using VF = Vectorized<float>;
   const VF b(blend), keep(1.f - blend), c(center);
-  const auto factor = [&](const VF& xv, const VF& e, const VF& own) {
+  const auto factor = [&](const VF& xv, const VF& e, const VF& own) ARTDERIV_INLINE_BODY {
     VF d = D::eval(xv - c, e, p);
     if constexpr (kBlend) d = keep * d + b * own;
     return d;
   };
-  for_each_vector<S>(n, [&](int64_t i, int64_t len) {
+  for_each_vector<S>(n, [&](int64_t i, int64_t len) ARTDERIV_INLINE_BODY {
     const auto [x_lo, x_hi] = IO::load(x + i, len);
     const auto [g_lo, g_hi] = IO::load(grad + i, len);
     std::pair<VF, VF> e{VF(0.f), VF(0.f)}, own{VF(0.f), VF(0.f)};
@@ -308,10 +322,10 @@ void output_backward_half_block(const S* grad, const S* y, S* grad_x, int64_t n,
   using IO = HalfIO<S>;
   using VF = Vectorized<float>;
   const VF unused_x(0.f);
-  const auto factor = [&](const VF& yv) {
+  const auto factor = [&](const VF& yv) ARTDERIV_INLINE_BODY {
     return D::eval(unused_x, A::derivative_from_output(yv, act_p), p);
   };
-  for_each_vector<S>(n, [&](int64_t i, int64_t len) {
+  for_each_vector<S>(n, [&](int64_t i, int64_t len) ARTDERIV_INLINE_BODY {
     const auto [y_lo, y_hi] = IO::load(y + i, len);
     const auto [g_lo, g_hi] = IO::load(grad + i, len);
     IO::store(grad_x + i, math::gate(g_lo, factor(y_lo)), math::gate(g_hi, factor(y_hi)), len);
@@ -356,7 +370,8 @@ inline void load_block(const char* src, int64_t stride, opmath_t* dst, int64_t n
       const scalar_t* in = reinterpret_cast<const scalar_t*>(src);
       int64_t j = 0;
       for (; j + VH::size() <= n; j += VH::size()) {
-        auto [lo, hi] = at::vec::convert_to_float<scalar_t>(VH::loadu(in + j));
+        Vectorized<float> lo, hi;  // std::tie: see HalfIO::load
+        std::tie(lo, hi) = at::vec::convert_to_float<scalar_t>(VH::loadu(in + j));
         lo.store(dst + j);
         hi.store(dst + j + Vectorized<float>::size());
       }
