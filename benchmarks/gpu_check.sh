@@ -44,9 +44,10 @@ else
   # One nvcc job compiles the .cu file (about 1.5 min); the CPU ISA builds run beside it.
   stage build 180 "$PY" setup.py build_ext --inplace || { echo "build failed: see $OUT/build.log" | tee -a "$SUMMARY"; exit 1; }
   # Every device-parametrised test on CUDA; the whole suite's CPU side is CI's job,
-  # and so is the CPU emulation of the CUDA code (test_cuda_emulation.py: two
-  # host compiles, minutes this run does not have).
-  stage tests 120 "$PY" -m pytest -q tests -k "cuda and not emulat" -p no:cacheprovider --junitxml="$OUT/tests.xml"
+  # and so are the CPU emulation of the CUDA code (test_cuda_emulation.py: two
+  # host compiles, minutes this run does not have) and the ptxas report
+  # (test_cuda_codegen.py: one more nvcc compile).
+  stage tests 120 "$PY" -m pytest -q tests -k "cuda and not emulat and not codegen" -p no:cacheprovider --junitxml="$OUT/tests.xml"
   stage memcheck 80 compute-sanitizer --tool memcheck --error-exitcode 1 \
     "$PY" -m pytest -q tests/test_cuda.py -k "memcheck" -p no:cacheprovider
   # The targets' sizes only (2^24, 2^28): torch.compile of each recipe takes seconds.

@@ -21,6 +21,7 @@
 #define __forceinline__ inline
 #define __noinline__ __attribute__((noinline))
 #define __launch_bounds__(...)
+#define __grid_constant__
 struct EmulatedDim3 {
   unsigned x = 0, y = 0, z = 0;
 };
