@@ -127,7 +127,7 @@ struct BackwardOp {
   }
 };
 
-// The kernels take their functor (the formula's parameters) as a
+// The kernels take their functor (the formulas' parameters) as a
 // __grid_constant__ argument: the backward hands pointers into it to the
 // out-of-line f' functions, and a plain kernel argument whose address is taken
 // is first copied to every thread's local memory (ptxas: a 432-byte stack
