@@ -566,7 +566,6 @@ def test_exact_gradient_equals_torch_autograd(act, dtype):
         assert_ulp_close(got, expected, 4, magnitude=gk, msg=f"{act.id} {dtype}")
 
 
-
 @pytest.mark.parametrize("dtype", [torch.float32, f64], ids=dtype_id)
 def test_gelu_tanh_derivative_is_accurate(dtype):
     """f'(x) of gelu_tanh within a few ulps of its terms' size (times the

@@ -53,10 +53,9 @@ def ptxas_report(tmp_path_factory):
     src = tmp / "instantiate.cu"
     src.write_text(SOURCE)
     includes = [f"-I{p}" for p in [os.path.join(ROOT, "csrc")] + cpp_extension.include_paths()]
-    cmd = [nvcc, "-c", str(src), "-o", str(tmp / "instantiate.o"), *includes, "-O3", "-std=c++20",
-           "--expt-relaxed-constexpr", "-gencode=arch=compute_90,code=sm_90", "-Xptxas", "-v",
-           "-D__CUDA_NO_HALF_OPERATORS__", "-D__CUDA_NO_HALF_CONVERSIONS__",
-           "-D__CUDA_NO_BFLOAT16_CONVERSIONS__", "-D__CUDA_NO_HALF2_OPERATORS__"]
+    # The library build's nvcc flags come from cpp_extension too.
+    cmd = [nvcc, "-c", str(src), "-o", str(tmp / "instantiate.o"), *includes, *cpp_extension.COMMON_NVCC_FLAGS,
+           "-O3", "-std=c++20", "-gencode=arch=compute_90,code=sm_90", "-Xptxas", "-v"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
     # entry function -> its stack frame in bytes
