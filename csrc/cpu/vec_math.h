@@ -33,6 +33,79 @@ inline at::vec::Vectorized<T> exp(const at::vec::Vectorized<T>& x) {
   return x.exp();
 }
 
+#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
+#define ARTDERIV_INLINE_VEC_EXP 1
+// exp of float vectors: the algorithm of Sleef's expf_u10 (what
+// Vectorized<float>::exp calls, so torch.exp and torch.sigmoid use it too),
+// written inline. A call to Sleef makes the loop spill its live vectors around
+// it; inline, the exp-based backward loops run about 10-20% faster in cache.
+// The results are bit for bit Sleef's, NaN payloads included
+// (tests/test_vec_exp.py compares them on 2^26 floats spread over the range).
+namespace detail {
+#if defined(CPU_CAPABILITY_AVX512)
+using FloatBits = __m512;
+using IntBits = __m512i;
+inline FloatBits set1(float v) { return _mm512_set1_ps(v); }
+inline FloatBits fma(FloatBits a, FloatBits b, FloatBits c) { return _mm512_fmadd_ps(a, b, c); }
+inline FloatBits mul(FloatBits a, FloatBits b) { return _mm512_mul_ps(a, b); }
+inline FloatBits add(FloatBits a, FloatBits b) { return _mm512_add_ps(a, b); }
+inline IntBits round_to_int(FloatBits a) { return _mm512_cvtps_epi32(a); }  // to nearest even
+inline FloatBits to_float(IntBits q) { return _mm512_cvtepi32_ps(q); }
+// 2^q for q in the normal exponent range, built in the exponent field
+inline FloatBits pow2i(IntBits q) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(q, _mm512_set1_epi32(0x7f)), 23));
+}
+inline IntBits half(IntBits q) { return _mm512_srai_epi32(q, 1); }
+inline IntBits sub(IntBits a, IntBits b) { return _mm512_sub_epi32(a, b); }
+// 0 where x < lo (false for NaN), +inf where x > hi, else u
+inline FloatBits clamp_range(FloatBits x, FloatBits u, float lo, float hi) {
+  u = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, set1(lo), _CMP_NLT_UQ), u);
+  return _mm512_mask_mov_ps(u, _mm512_cmp_ps_mask(set1(hi), x, _CMP_LT_OQ), set1(INFINITY));
+}
+#else
+using FloatBits = __m256;
+using IntBits = __m256i;
+inline FloatBits set1(float v) { return _mm256_set1_ps(v); }
+inline FloatBits fma(FloatBits a, FloatBits b, FloatBits c) { return _mm256_fmadd_ps(a, b, c); }
+inline FloatBits mul(FloatBits a, FloatBits b) { return _mm256_mul_ps(a, b); }
+inline FloatBits add(FloatBits a, FloatBits b) { return _mm256_add_ps(a, b); }
+inline IntBits round_to_int(FloatBits a) { return _mm256_cvtps_epi32(a); }
+inline FloatBits to_float(IntBits q) { return _mm256_cvtepi32_ps(q); }
+inline FloatBits pow2i(IntBits q) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(q, _mm256_set1_epi32(0x7f)), 23));
+}
+inline IntBits half(IntBits q) { return _mm256_srai_epi32(q, 1); }
+inline IntBits sub(IntBits a, IntBits b) { return _mm256_sub_epi32(a, b); }
+inline FloatBits clamp_range(FloatBits x, FloatBits u, float lo, float hi) {
+  u = _mm256_andnot_ps(_mm256_cmp_ps(x, set1(lo), _CMP_LT_OQ), u);
+  return _mm256_blendv_ps(u, set1(INFINITY), _mm256_cmp_ps(set1(hi), x, _CMP_LT_OQ));
+}
+#endif
+}  // namespace detail
+
+inline at::vec::Vectorized<float> exp(const at::vec::Vectorized<float>& vx) {
+  using namespace detail;
+  const FloatBits x = vx;
+  // x = q ln2 + s, |s| <= ln2/2, with ln2 split in two for an exact q ln2
+  const IntBits q = round_to_int(mul(x, set1(1.442695040888963407359924681001892137426645954152985934135449406931f)));
+  const FloatBits qf = to_float(q);
+  FloatBits s = fma(qf, set1(-0.693145751953125f), x);
+  s = fma(qf, set1(-1.428606765330187045e-06f), s);
+  // e^s = 1 + s + s^2 P(s)
+  FloatBits u = set1(0.000198527617612853646278381f);
+  u = fma(u, s, set1(0.00139304355252534151077271f));
+  u = fma(u, s, set1(0.00833336077630519866943359f));
+  u = fma(u, s, set1(0.0416664853692054748535156f));
+  u = fma(u, s, set1(0.166666671633720397949219f));
+  u = fma(u, s, set1(0.5f));
+  u = add(set1(1.0f), fma(mul(s, s), u, s));
+  // times 2^q in two steps, so that q down to -150 still gives subnormals
+  const IntBits h = half(q);
+  u = mul(mul(u, pow2i(h)), pow2i(sub(q, h)));
+  return clamp_range(x, u, -104.0f, 100.0f);
+}
+#endif
+
 template <class T>
 inline at::vec::Vectorized<T> expm1(const at::vec::Vectorized<T>& x) {
   return x.expm1();

@@ -1,0 +1,57 @@
+// Compares artderiv::math::exp on Vectorized<float> (csrc/cpu/vec_math.h)
+// with Vectorized<float>::exp (Sleef's expf_u10, what ATen uses) bit for bit.
+// Built per ISA by tests/test_vec_exp.py with that ISA's flags and
+// CPU_CAPABILITY macros, as the kernel files are.
+//
+//   vec_exp_check STRIDE   every STRIDE-th float bit pattern, plus every float
+//                          with |x| in [64, 128) (where exp over- and underflows)
+// Prints the number of values compared and of mismatches; exits 1 on any
+// mismatch, 2 if the inline exp is not compiled in for this ISA.
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "cpu/vec_math.h"
+
+using Vec = at::vec::Vectorized<float>;
+
+static uint64_t compared = 0, mismatches = 0;
+
+static void check(const uint32_t* bits) {
+  float x[Vec::size()], mine[Vec::size()], sleef[Vec::size()];
+  std::memcpy(x, bits, sizeof(x));
+  const Vec v = Vec::loadu(x);
+  artderiv::math::exp(v).store(mine);
+  v.exp().store(sleef);
+  for (int i = 0; i < Vec::size(); ++i) {
+    ++compared;
+    if (std::memcmp(&mine[i], &sleef[i], sizeof(float)) != 0 && mismatches++ < 10) {
+      std::printf("mismatch: exp(%a) [bits %08" PRIx32 "]: inline %a, Sleef %a\n", x[i], bits[i], mine[i], sleef[i]);
+    }
+  }
+}
+
+int main(int argc, char** argv) {
+#ifndef ARTDERIV_INLINE_VEC_EXP
+  std::printf("inline vector exp not compiled for this ISA\n");
+  return 2;
+#endif
+  const uint64_t stride = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 61;
+  uint32_t bits[Vec::size()];
+  int k = 0;
+  auto add = [&](uint32_t b) {
+    bits[k++] = b;
+    if (k == Vec::size()) {
+      check(bits);
+      k = 0;
+    }
+  };
+  for (uint64_t b = 0; b < (uint64_t(1) << 32); b += stride) add(uint32_t(b));
+  for (uint32_t sign : {0u, 0x80000000u}) {  // |x| in [64, 128): exponent field 133
+    for (uint32_t m = 0; m < (1u << 23); ++m) add(sign | (133u << 23) | m);
+  }
+  while (k != 0) add(0x7fc00001u);  // fill the last vector with a NaN
+  std::printf("compared %" PRIu64 " floats, %" PRIu64 " mismatches\n", compared, mismatches);
+  return mismatches == 0 ? 0 : 1;
+}
