@@ -38,10 +38,15 @@ inline at::vec::Vectorized<T> exp(const at::vec::Vectorized<T>& x) {
 // exp of float vectors: the algorithm of Sleef's expf_u10 (what
 // Vectorized<float>::exp calls, so torch.exp and torch.sigmoid use it too),
 // written inline. A call to Sleef makes the loop spill its live vectors around
-// it; inline, the exp-based backward loops run about 10-20% faster in cache.
-// The results are bit for bit Sleef's, NaN payloads included
-// (tests/test_vec_exp.py compares them on 2^26 floats spread over the range).
+// it; inline, the exp-based ops stream 2^24 bfloat16 values in about 0.75-0.8
+// of the time (benchmarks/RESULTS.md). The results are bit for bit Sleef's,
+// NaN payloads included (tests/test_vec_exp.py).
+//
+// The helpers live in a namespace per ISA, as at::vec's do: set1(float) would
+// otherwise have the same mangled name in the AVX2 and AVX512 builds, and a
+// copy that is not inlined could be linked into the other build.
 namespace detail {
+namespace CPU_CAPABILITY {
 #if defined(CPU_CAPABILITY_AVX512)
 using FloatBits = __m512;
 using IntBits = __m512i;
@@ -81,10 +86,11 @@ inline FloatBits clamp_range(FloatBits x, FloatBits u, float lo, float hi) {
   return _mm256_blendv_ps(u, set1(INFINITY), _mm256_cmp_ps(set1(hi), x, _CMP_LT_OQ));
 }
 #endif
+}  // namespace CPU_CAPABILITY
 }  // namespace detail
 
 inline at::vec::Vectorized<float> exp(const at::vec::Vectorized<float>& vx) {
-  using namespace detail;
+  using namespace detail::CPU_CAPABILITY;
   const FloatBits x = vx;
   // x = q ln2 + s, |s| <= ln2/2, with ln2 split in two for an exact q ln2
   const IntBits q = round_to_int(mul(x, set1(1.442695040888963407359924681001892137426645954152985934135449406931f)));

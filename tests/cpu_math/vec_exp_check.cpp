@@ -1,7 +1,7 @@
 // Compares artderiv::math::exp on Vectorized<float> (csrc/cpu/vec_math.h)
 // with Vectorized<float>::exp (Sleef's expf_u10, what ATen uses) bit for bit.
-// Built per ISA by tests/test_vec_exp.py with that ISA's flags and
-// CPU_CAPABILITY macros, as the kernel files are.
+// Built per ISA by tests/test_vec_exp.py with the kernel files' flags and
+// CPU_CAPABILITY macros.
 //
 //   vec_exp_check STRIDE   every STRIDE-th float bit pattern, plus every float
 //                          with |x| in [64, 128) (where exp over- and underflows)
