@@ -593,7 +593,10 @@ inline void backward(const Operands& ops, SaveMode save, const ActivationSpec& a
                                   [&] { backward_typed<scalar_t>(ops, save, act, deriv, blend); });
 }
 
-inline KernelTable make_kernel_table() {
+// constexpr, and the tables are constexpr: the loader fills them in, so no
+// code compiled for this ISA runs when the library loads. (A dynamic
+// initializer would, and it was built with AVX instructions.)
+constexpr KernelTable make_kernel_table() {
   return {C10_STRINGIZE(CPU_CAPABILITY), &forward, &backward};
 }
 

@@ -5,6 +5,6 @@
 
 namespace artderiv {
 namespace cpu {
-const KernelTable kernels_AVX2 = AVX2::make_kernel_table();
+constexpr KernelTable kernels_AVX2 = AVX2::make_kernel_table();
 }  // namespace cpu
 }  // namespace artderiv

@@ -5,6 +5,6 @@
 
 namespace artderiv {
 namespace cpu {
-const KernelTable kernels_DEFAULT = DEFAULT::make_kernel_table();
+constexpr KernelTable kernels_DEFAULT = DEFAULT::make_kernel_table();
 }  // namespace cpu
 }  // namespace artderiv

@@ -1,0 +1,85 @@
+"""The library holds the CPU kernels three times (DEFAULT, AVX2, AVX512) and
+picks one at run time. Code compiled for AVX2 or AVX512 must run only when
+that build is picked; anything else in the library must run on any x86-64 CPU.
+
+Checked on the disassembly: no function whose name does not carry an ISA
+(ATen's CPU_CAPABILITY namespaces, AVX2 / AVX512, which template arguments
+carry too) may contain AVX, AVX512 or BMI2 instructions. That catches what the
+per-ISA builds can leak:
+- a dynamic initializer of an ISA file (runs when the library loads, on any
+  CPU: the kernel tables were built that way until they became constexpr);
+- an inline helper outside the ISA namespaces, compiled in an ISA file, whose
+  copy the linker kept for every caller (the ODR clash that vec_math.h's
+  detail::CPU_CAPABILITY avoids).
+"""
+
+import platform
+import re
+import shutil
+import subprocess
+
+import pytest
+
+import artderiv
+
+FUNCTION = re.compile(r"^[0-9a-f]+ <(.*)>:$")
+INSTRUCTION = re.compile(r"^\s*[0-9a-f]+:\s+([a-z][a-z0-9]*)\s*(.*)$")
+ISA_NAME = re.compile(r"AVX2|AVX512")
+# VEX/EVEX-encoded instructions all start with "v" in AT&T syntax; AVX512 mask
+# instructions with "k"; then the BMI2 instructions that -mbmi2 allows.
+BMI2 = {"shlx", "shrx", "sarx", "rorx", "pdep", "pext", "mulx", "bzhi"}
+
+
+def is_extended(mnemonic: str, operands: str) -> bool:
+    return (mnemonic.startswith(("v", "k")) or mnemonic in BMI2
+            or re.search(r"%[yz]mm\d|%xmm(1[6-9]|2\d|3[01])\b", operands) is not None)
+
+
+def extended_outside_isa_code(disassembly: str) -> dict:
+    """{function: first offending instruction} for functions without an ISA in their name."""
+    found, function = {}, None
+    for line in disassembly.splitlines():
+        header = FUNCTION.match(line)
+        if header:
+            function = header.group(1)
+            continue
+        insn = INSTRUCTION.match(line)
+        if (insn and function is not None and function not in found and not ISA_NAME.search(function)
+                and is_extended(insn.group(1), insn.group(2))):
+            found[function] = line.strip()
+    return found
+
+
+def test_only_isa_named_code_uses_avx_instructions():
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("x86-64 only: other CPUs have a single kernel build")
+    objdump = shutil.which("objdump")
+    if objdump is None:
+        pytest.skip("no objdump (binutils)")
+    done = subprocess.run([objdump, "-d", "--no-show-raw-insn", "-C", artderiv.library_path()],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    functions = sum(1 for line in done.stdout.splitlines() if FUNCTION.match(line))
+    isa_functions = sum(1 for line in done.stdout.splitlines()
+                        if FUNCTION.match(line) and ISA_NAME.search(line))
+    assert functions > 1000 and isa_functions > 100, (functions, isa_functions)  # parsed at all
+    leaks = extended_outside_isa_code(done.stdout)
+    assert not leaks, "AVX/BMI2 code outside the ISA builds:\n" + "\n".join(
+        f"{name[:160]}: {insn}" for name, insn in list(leaks.items())[:20])
+
+
+def test_the_check_sees_an_initializer_with_avx_code():
+    # What the AVX512 file's dynamic initializer compiled to before the
+    # kernel tables became constexpr.
+    before = """
+000000000001a6c0 <_GLOBAL__sub_I_activation_kernels_avx512.cpp>:
+   1a6c0:	push   %rbx
+   1a6fc:	vmovq  %rcx,%xmm0
+   1a716:	ret
+0000000000030000 <artderiv::cpu::AVX512::forward(artderiv::cpu::Operands const&)>:
+   30000:	vmovups %zmm0,(%rdi)
+0000000000040000 <artderiv::resolve_save(int)>:
+   40000:	shlx   %rdi,%rax,%rax
+"""
+    leaks = extended_outside_isa_code(before)
+    assert set(leaks) == {"_GLOBAL__sub_I_activation_kernels_avx512.cpp", "artderiv::resolve_save(int)"}
