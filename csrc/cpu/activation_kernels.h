@@ -593,9 +593,9 @@ inline void backward(const Operands& ops, SaveMode save, const ActivationSpec& a
                                   [&] { backward_typed<scalar_t>(ops, save, act, deriv, blend); });
 }
 
-// constexpr, and the tables are constexpr: the loader fills them in, so no
-// code compiled for this ISA runs when the library loads. (A dynamic
-// initializer would, and it was built with AVX instructions.)
+// constexpr, and the tables are constexpr: constant-initialized, so this
+// file's load-time initializer (which runs on any CPU) holds no AVX code. A
+// dynamic initialization of the tables did; tests/test_library_isa.py checks.
 constexpr KernelTable make_kernel_table() {
   return {C10_STRINGIZE(CPU_CAPABILITY), &forward, &backward};
 }
