@@ -167,6 +167,48 @@ def test_torch_compile_traces_the_direct_call():
         torch._dynamo.reset()
 
 
+@pytest.mark.parametrize("combo", COMBOS + [("sigmoid", [], "exact_plus", [], None)], ids=COMBO_IDS + ["sigmoid-save-output"])
+def test_compiled_autograd_matches_eager(combo):
+    # Compiled autograd reads what the C++ node saved (names, parameter lists,
+    # save mode) to key its graph, and runs the node's backward from it.
+    from torch._dynamo import compiled_autograd
+    from torch._dynamo.utils import counters
+
+    act, aparams, deriv, dparams, blend = combo
+    x = make_layout("contiguous", torch.float32).requires_grad_()
+    g = make_grad(x)
+
+    def f(t):
+        return torch.ops.artderiv.activation(t, act, aparams, deriv, dparams, _blend(blend), "auto")
+
+    (want,) = torch.autograd.grad(f(x), x, g)
+    torch._dynamo.reset()
+    counters.clear()
+    try:
+        y = f(x)
+        with compiled_autograd._enable(torch.compile(backend="eager")):
+            y.backward(g)
+        assert counters["compiled_autograd"]["captures"] == 1
+    finally:
+        torch._dynamo.reset()
+    assert_bitwise_equal(x.grad, want)
+
+
+def test_backward_after_the_forward_thread_exits():
+    # The node's saved names may come from a per-thread cache of the forward's
+    # thread; the node must own them when that thread is gone.
+    import threading
+
+    x = torch.randn(40, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(40, dtype=torch.float64)
+    out = {}
+    worker = threading.Thread(target=lambda: out.setdefault("y", artderiv.leaky_relu(x, 0.2, "atan")))
+    worker.start()
+    worker.join()
+    (got,) = torch.autograd.grad(out["y"], x, g)
+    assert_bitwise_equal(got, grad_of(lambda t: artderiv.leaky_relu(t, 0.2, "atan"), x.detach(), g))
+
+
 # ---------------------------------------------------------------------------
 # Strides / memory format
 # ---------------------------------------------------------------------------

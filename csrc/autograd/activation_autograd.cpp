@@ -38,11 +38,30 @@ at::Tensor call_backward(const at::Tensor& grad, const at::Tensor& saved, c10::s
                  blend);
 }
 
+// What a training step saves into the autograd context, without allocating:
+// the strings a call carries (catalog names, "default", "like:<activation>",
+// save modes: a small set, as every call is checked first) become IValues once
+// per thread, then each save is a reference-count increment; empty parameter
+// lists (the common case) share one list. The context holds them read-only.
+const c10::IValue& name_value(c10::string_view name) {
+  thread_local std::vector<std::pair<std::string, c10::IValue>> names;
+  for (const auto& entry : names) {
+    if (entry.first == name) return entry.second;
+  }
+  names.emplace_back(std::string(name), c10::IValue(std::string(name)));
+  return names.back().second;
+}
+
+c10::IValue params_value(c10::ArrayRef<double> params) {
+  thread_local const c10::IValue empty{c10::List<double>()};
+  return params.empty() ? empty : c10::IValue(params.vec());
+}
+
 class ActivationFunction : public torch::autograd::Function<ActivationFunction> {
  public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, std::string activation,
-                            std::vector<double> activation_params, std::string derivative,
-                            std::vector<double> derivative_params,
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, c10::string_view activation,
+                            c10::ArrayRef<double> activation_params, c10::string_view derivative,
+                            c10::ArrayRef<double> derivative_params,
                             const std::optional<at::Tensor>& blend, SaveMode save) {
     at::AutoDispatchBelowADInplaceOrView guard;
     at::Tensor y = call_forward(x, activation, activation_params);
@@ -50,24 +69,26 @@ class ActivationFunction : public torch::autograd::Function<ActivationFunction> 
     // rejects a later in-place change of y, as it does for theirs.
     ctx->save_for_backward({save == SaveMode::Output ? y : x,
                             blend.has_value() ? *blend : at::Tensor()});
-    // Moved, not copied: these run on every training step.
-    ctx->saved_data["activation"] = std::move(activation);
-    ctx->saved_data["activation_params"] = std::move(activation_params);
-    ctx->saved_data["derivative"] = std::move(derivative);
-    ctx->saved_data["derivative_params"] = std::move(derivative_params);
-    ctx->saved_data["save"] = std::string(save_mode_name(save));
+    auto& saved = ctx->saved_data;
+    saved.reserve(5);
+    saved.emplace("activation", name_value(activation));
+    saved.emplace("act_params", params_value(activation_params));
+    saved.emplace("derivative", name_value(derivative));
+    saved.emplace("deriv_params", params_value(derivative_params));
+    saved.emplace("save", name_value(save_mode_name(save)));
     return y;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor& blend = saved[1];
-    const auto activation_params = ctx->saved_data["activation_params"].toDoubleVector();
-    const auto derivative_params = ctx->saved_data["derivative_params"].toDoubleVector();
+    const auto& data = ctx->saved_data;
+    const auto activation_params = data.at("act_params").toDoubleVector();
+    const auto derivative_params = data.at("deriv_params").toDoubleVector();
     at::Tensor grad_x = call_backward(
-        grad_outputs[0], saved[0], ctx->saved_data["save"].toStringRef(),
-        ctx->saved_data["activation"].toStringRef(), activation_params,
-        ctx->saved_data["derivative"].toStringRef(), derivative_params,
+        grad_outputs[0], saved[0], data.at("save").toStringRef(),
+        data.at("activation").toStringRef(), activation_params,
+        data.at("derivative").toStringRef(), derivative_params,
         blend.defined() ? std::optional<at::Tensor>(blend) : std::nullopt);
     // Gradients for: x, activation, activation_params, derivative,
     // derivative_params, blend (a schedule, never learned), save.
@@ -82,18 +103,20 @@ class ActivationFunction : public torch::autograd::Function<ActivationFunction> 
 class ActivationBackwardFunction : public torch::autograd::Function<ActivationBackwardFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& grad, const at::Tensor& saved,
-                            std::string save, std::string activation,
-                            std::vector<double> activation_params, std::string derivative,
-                            std::vector<double> derivative_params,
+                            c10::string_view save, c10::string_view activation,
+                            c10::ArrayRef<double> activation_params, c10::string_view derivative,
+                            c10::ArrayRef<double> derivative_params,
                             const std::optional<at::Tensor>& blend) {
-    ctx->saved_data["activation"] = activation;
     at::AutoDispatchBelowADInplaceOrView guard;
-    return call_backward(grad, saved, save, activation, activation_params, derivative,
-                         derivative_params, blend);
+    at::Tensor grad_x = call_backward(grad, saved, save, activation, activation_params, derivative,
+                                      derivative_params, blend);
+    // After the call, which checked the name (name_value caches only valid ones).
+    ctx->saved_data.emplace("activation", name_value(activation));
+    return grad_x;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list) {
-    TORCH_CHECK(false, "artderiv.", ctx->saved_data["activation"].toStringRef(),
+    TORCH_CHECK(false, "artderiv.", ctx->saved_data.at("activation").toStringRef(),
                 ": double backward is not supported (artderiv::activation_backward is not "
                 "differentiable); artificial derivatives are first-order only. Use "
                 "torch.autograd.grad(..., create_graph=False), or the torch.nn activation "
@@ -114,9 +137,8 @@ at::Tensor activation_autograd(const at::Tensor& x, c10::string_view activation,
     at::AutoDispatchBelowADInplaceOrView guard;
     return call_forward(x, activation, activation_params);
   }
-  return ActivationFunction::apply(x, std::string(activation), activation_params.vec(),
-                                   std::string(derivative), derivative_params.vec(), blend,
-                                   mode);
+  return ActivationFunction::apply(x, activation, activation_params, derivative,
+                                   derivative_params, blend, mode);
 }
 
 at::Tensor activation_backward_autograd(const at::Tensor& grad, const at::Tensor& saved,
@@ -125,9 +147,18 @@ at::Tensor activation_backward_autograd(const at::Tensor& grad, const at::Tensor
                                         c10::string_view derivative,
                                         c10::ArrayRef<double> derivative_params,
                                         const std::optional<at::Tensor>& blend) {
-  return ActivationBackwardFunction::apply(grad, saved, std::string(save), std::string(activation),
-                                           activation_params.vec(), std::string(derivative),
-                                           derivative_params.vec(), blend);
+  const bool differentiable =
+      at::GradMode::is_enabled() &&
+      (grad.requires_grad() || saved.requires_grad() || (blend && blend->requires_grad()));
+  if (!differentiable) {
+    // The usual backward pass (create_graph=False runs it with grad mode
+    // off): no node to build, only the kernel to run.
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return call_backward(grad, saved, save, activation, activation_params, derivative,
+                         derivative_params, blend);
+  }
+  return ActivationBackwardFunction::apply(grad, saved, save, activation, activation_params,
+                                           derivative, derivative_params, blend);
 }
 
 }  // namespace
