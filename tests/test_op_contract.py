@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import torch
@@ -194,19 +195,80 @@ def test_compiled_autograd_matches_eager(combo):
     assert_bitwise_equal(x.grad, want)
 
 
+def test_compiled_autograd_tells_saved_parameters_apart():
+    # One compiled-autograd context, two backward passes that differ only in a
+    # saved derivative parameter: two graphs, each with its own gradient.
+    from torch._dynamo import compiled_autograd
+    from torch._dynamo.utils import counters
+
+    x = torch.randn(30, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(30, dtype=torch.float64)
+    grads = []
+    torch._dynamo.reset()
+    counters.clear()
+    try:
+        with compiled_autograd._enable(torch.compile(backend="eager")):
+            for beta in (4.0, 2.0):
+                x.grad = None
+                artderiv.relu(x, artderiv.derivatives.sigmoid(beta=beta)).backward(g)
+                grads.append(x.grad.clone())
+        assert counters["compiled_autograd"]["captures"] == 2
+    finally:
+        torch._dynamo.reset()
+    xd = x.detach()
+    for beta, got in zip((4.0, 2.0), grads):
+        torch.testing.assert_close(got, g * torch.sigmoid(beta * xd), rtol=1e-14, atol=0)
+
+
+# torch.autograd.forward_ad scripts a helper at import (torch's own warning).
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+def test_forward_mode_ad_raises():
+    # No tangent rule: a dual input must not silently lose its tangent.
+    import torch.autograd.forward_ad as fwAD
+
+    for requires_grad in (False, True):
+        with fwAD.dual_level():
+            x = fwAD.make_dual(torch.randn(5, dtype=torch.float64).requires_grad_(requires_grad), torch.ones(5, dtype=torch.float64))
+            with pytest.raises(NotImplementedError, match="artderiv.leaky_relu: forward-mode AD"):
+                artderiv.leaky_relu(x, 0.2, "atan")
+    # Forward over reverse (a dual gradient into the backward op) raises too.
+    x = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    y = artderiv.relu(x)
+    with fwAD.dual_level():
+        g = fwAD.make_dual(torch.ones(5, dtype=torch.float64), torch.ones(5, dtype=torch.float64))
+        with pytest.raises(NotImplementedError, match="artderiv.relu: forward-mode AD"):
+            torch.autograd.grad(y, x, g)
+
+
 def test_backward_after_the_forward_thread_exits():
     # The node's saved names may come from a per-thread cache of the forward's
-    # thread; the node must own them when that thread is gone.
+    # thread; the node must own them when that thread and its cache are gone.
     import threading
 
+    def live_threads():
+        return len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else None
+
+    before = live_threads()
     x = torch.randn(40, dtype=torch.float64, requires_grad=True)
     g = torch.randn(40, dtype=torch.float64)
     out = {}
     worker = threading.Thread(target=lambda: out.setdefault("y", artderiv.leaky_relu(x, 0.2, "atan")))
     worker.start()
     worker.join()
+    for _ in range(200):  # join() returns before the thread's C++ thread_locals are destroyed
+        if live_threads() == before:
+            break
+        time.sleep(0.01)
+    # Other threads allocate (and cache) names, reusing any freed memory.
+    others = [threading.Thread(target=lambda: artderiv.elu(x, 0.5, "sigmoid").sum().backward()) for _ in range(4)]
+    for t in others:
+        t.start()
+    for t in others:
+        t.join()
     (got,) = torch.autograd.grad(out["y"], x, g)
-    assert_bitwise_equal(got, grad_of(lambda t: artderiv.leaky_relu(t, 0.2, "atan"), x.detach(), g))
+    xd = x.detach()
+    # atan with its default alpha = 2: (alpha/2) / (1 + (pi*alpha*x/2)^2)
+    torch.testing.assert_close(got, g / (1 + (math.pi * xd) ** 2), rtol=1e-12, atol=0)
 
 
 # ---------------------------------------------------------------------------

@@ -38,23 +38,36 @@ at::Tensor call_backward(const at::Tensor& grad, const at::Tensor& saved, c10::s
                  blend);
 }
 
-// What a training step saves into the autograd context, without allocating:
+// What a training step saves into the autograd context, with few allocations:
 // the strings a call carries (catalog names, "default", "like:<activation>",
 // save modes: a small set, as every call is checked first) become IValues once
 // per thread, then each save is a reference-count increment; empty parameter
-// lists (the common case) share one list. The context holds them read-only.
-const c10::IValue& name_value(c10::string_view name) {
+// lists (the common case) share one list, which nothing mutates.
+c10::IValue name_value(c10::string_view name) {
+  constexpr size_t kMaxNames = 64;  // a bound, should a caller pass unchecked names
   thread_local std::vector<std::pair<std::string, c10::IValue>> names;
   for (const auto& entry : names) {
     if (entry.first == name) return entry.second;
   }
-  names.emplace_back(std::string(name), c10::IValue(std::string(name)));
-  return names.back().second;
+  c10::IValue value(std::string{name});
+  if (names.size() < kMaxNames) names.emplace_back(std::string(name), value);
+  return value;
 }
 
 c10::IValue params_value(c10::ArrayRef<double> params) {
   thread_local const c10::IValue empty{c10::List<double>()};
   return params.empty() ? empty : c10::IValue(params.vec());
+}
+
+// Forward-mode AD (dual tensors) has no tangent rule here: torch's C++
+// Function raises for it, and the paths that build no node would drop the
+// tangent silently, so every path raises this instead.
+void check_no_forward_ad(c10::string_view activation, std::initializer_list<const at::Tensor*> ts) {
+  for (const at::Tensor* t : ts) {
+    TORCH_CHECK_NOT_IMPLEMENTED(!t->_fw_grad(/*level=*/0).defined(), "artderiv.", activation,
+                                ": forward-mode AD (torch.autograd.forward_ad dual tensors) is not "
+                                "supported; use reverse mode (backward, torch.autograd.grad)");
+  }
 }
 
 class ActivationFunction : public torch::autograd::Function<ActivationFunction> {
@@ -132,6 +145,7 @@ at::Tensor activation_autograd(const at::Tensor& x, c10::string_view activation,
   // Fail at the call, not at backward time, for a bad derivative or blend.
   const SaveMode mode = check_activation_call(x, activation, activation_params, derivative,
                                               derivative_params, blend, save);
+  check_no_forward_ad(activation, {&x});
   if (!at::GradMode::is_enabled() || !x.requires_grad()) {
     // Nothing to differentiate: skip the autograd node (and what it saves).
     at::AutoDispatchBelowADInplaceOrView guard;
@@ -147,6 +161,7 @@ at::Tensor activation_backward_autograd(const at::Tensor& grad, const at::Tensor
                                         c10::string_view derivative,
                                         c10::ArrayRef<double> derivative_params,
                                         const std::optional<at::Tensor>& blend) {
+  check_no_forward_ad(activation, {&grad, &saved});
   const bool differentiable =
       at::GradMode::is_enabled() &&
       (grad.requires_grad() || saved.requires_grad() || (blend && blend->requires_grad()));
