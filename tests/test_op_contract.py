@@ -168,6 +168,39 @@ def test_torch_compile_traces_the_direct_call():
         torch._dynamo.reset()
 
 
+def test_torch_function_subclasses_and_modes_see_the_call():
+    # The functional API's eager shortcut (a boxed dispatcher call) is only
+    # for plain tensors: a __torch_function__ subclass or an active torch
+    # function mode still sees the op and decides what it returns.
+    from torch.overrides import TorchFunctionMode
+
+    op = torch.ops.artderiv.activation.default
+    seen = []
+
+    class Logged(torch.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            seen.append(func)
+            return super().__torch_function__(func, types, args, kwargs or {})
+
+    x = torch.randn(6, dtype=torch.float64)
+    for call in (lambda t: artderiv.relu(t), lambda t: artderiv.relu(t, derivative="sigmoid"),
+                 lambda t: artderiv.leaky_relu(t, 0.2, "atan")):
+        seen.clear()
+        y = call(x.as_subclass(Logged))
+        assert seen == [op] and type(y) is Logged
+        assert_bitwise_equal(y.as_subclass(torch.Tensor), call(x))
+
+    class Doubling(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            return out * 2 if func is op else out
+
+    with Doubling():
+        y = artderiv.elu(x, 0.5, "atan")
+    assert_bitwise_equal(y, artderiv.elu(x, 0.5, "atan") * 2)
+
+
 @pytest.mark.parametrize("combo", COMBOS + [("sigmoid", [], "exact_plus", [], None)], ids=COMBO_IDS + ["sigmoid-save-output"])
 def test_compiled_autograd_matches_eager(combo):
     # Compiled autograd reads what the C++ node saved (names, parameter lists,
