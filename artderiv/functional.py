@@ -22,7 +22,7 @@ from typing import List, Optional, Union
 import torch
 from torch import Tensor
 
-from ._library import catalog
+from ._library import boxed_activation, catalog
 from .derivatives import DerivativeLike, resolve
 
 __all__ = ["activation"]
@@ -71,23 +71,6 @@ def gelu(
     return activation(x, "gelu" if approximate == "none" else "gelu_tanh", None, derivative, blend)
 
 
-def _eager_entry(schema: str):
-    """The dispatcher's boxed call of an op, for eager calls on plain tensors:
-    what ``overload._op`` does after checking every argument for
-    ``__torch_function__`` (about 1 us of a 7 us small call). Callers check
-    the tensor with ``torch._C._has_torch_function_unary`` first, which also
-    sees torch function modes. None where torch lacks these bindings or cannot
-    substitute a traceable function for dynamo (it cannot trace this call)."""
-    boxed = getattr(torch._C, "_dispatch_call_boxed", None)
-    find = getattr(torch._C, "_dispatch_find_schema_or_throw", None)
-    if boxed is None or find is None or getattr(torch.compiler, "substitute_in_graph", None) is None:
-        return None
-    return boxed, find(schema, "")
-
-
-_boxed_call = _eager_entry("artderiv::activation")
-
-
 def _make_function(spec: dict):
     """A plain Python function with the activation's real signature
     (x, *params, derivative=None, *, blend=None): compiled from a template,
@@ -119,10 +102,10 @@ def _make_function(spec: dict):
 
     # What dynamo traces: the op overload (through _op's substitute).
     function = traceable = compiled(source("_op("))
-    if _boxed_call is not None:
+    if boxed_activation is not None:
         # What runs eagerly: the boxed call for a plain tensor without
         # torch function modes; anything else takes the traceable path.
-        boxed, handle = _boxed_call
+        boxed, handle = boxed_activation
         function = compiled(source("_boxed(_handle, ", " and not _has_torch_function(x)"),
                             _boxed=boxed, _handle=handle, _has_torch_function=torch._C._has_torch_function_unary)
         torch.compiler.substitute_in_graph(function)(traceable)

@@ -14,17 +14,19 @@ changing ``blend`` (a tensor, updated in place) does not.
 
 import inspect
 import warnings
-from typing import Dict, List, Type
+from typing import Dict, List, Optional, Type
 
 import torch
 from torch import Tensor, nn
 
-from ._library import catalog
+from ._library import boxed_activation, catalog
 from .derivatives import Derivative, DerivativeLike
 
 __all__ = ["Activation", "GELU", "MODULE_FOR_TORCH", "module_class"]
 
 _warned_inplace = False
+_boxed, _handle = boxed_activation or (None, None)
+_has_torch_function = torch._C._has_torch_function_variadic
 
 # torch.nn's class name of each activation and whether it takes `inplace`.
 # An activation without an entry gets a CamelCase name and no `inplace`.
@@ -114,6 +116,10 @@ class Activation(nn.Module):
             self.blend.fill_(float(value))
 
     def forward(self, x: Tensor) -> Tensor:
+        if not torch.jit.is_scripting():
+            y = self._eager_shortcut(x)
+            if y is not None:
+                return y
         return torch.ops.artderiv.activation(
             x,
             self.activation_name,
@@ -123,6 +129,18 @@ class Activation(nn.Module):
             self.blend,
             "auto",  # save y where the backward needs only f' (sigmoid, tanh): no exp
         )
+
+    @torch.jit.unused
+    def _eager_shortcut(self, x: Tensor) -> Optional[Tensor]:
+        # Eager, plain tensors: the op's boxed call, and the buffer read from
+        # _buffers rather than through Module.__getattr__ (together about 3 us
+        # of a small call). None for subclasses, torch function modes and
+        # dynamo (which cannot trace the boxed call): they take the op.
+        blend = self._buffers["blend"]
+        if _boxed is None or _has_torch_function(x, blend) or torch.compiler.is_compiling():
+            return None
+        return _boxed(_handle, x, self.activation_name, self.activation_params, self.derivative_name,
+                      self.derivative_params, blend, "auto")
 
     def _activation_repr(self) -> List[str]:
         specs = {a["name"]: a for a in catalog()["activations"]}[self.activation_name]["params"]

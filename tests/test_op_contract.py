@@ -169,9 +169,9 @@ def test_torch_compile_traces_the_direct_call():
 
 
 def test_torch_function_subclasses_and_modes_see_the_call():
-    # The functional API's eager shortcut (a boxed dispatcher call) is only
-    # for plain tensors: a __torch_function__ subclass or an active torch
-    # function mode still sees the op and decides what it returns.
+    # The eager shortcut of the functions and modules (a boxed dispatcher
+    # call) is only for plain tensors: a __torch_function__ subclass or an
+    # active torch function mode still sees the op and decides what it returns.
     from torch.overrides import TorchFunctionMode
 
     op = torch.ops.artderiv.activation.default
@@ -191,14 +191,25 @@ def test_torch_function_subclasses_and_modes_see_the_call():
         assert seen == [op] and type(y) is Logged
         assert_bitwise_equal(y.as_subclass(torch.Tensor), call(x))
 
+    # The modules' eager shortcut likewise (they call the op packet).
+    module = artderiv.nn.LeakyReLU(0.2, derivative="atan")
+    seen.clear()
+    y = module(x.as_subclass(Logged))
+    assert seen == [torch.ops.artderiv.activation] and type(y) is Logged
+    assert_bitwise_equal(y.as_subclass(torch.Tensor), module(x))
+
+    ours = (op, torch.ops.artderiv.activation)
+
     class Doubling(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
             out = func(*args, **(kwargs or {}))
-            return out * 2 if func is op else out
+            return out * 2 if func in ours else out
 
     with Doubling():
         y = artderiv.elu(x, 0.5, "atan")
+        ym = module(x)
     assert_bitwise_equal(y, artderiv.elu(x, 0.5, "atan") * 2)
+    assert_bitwise_equal(ym, module(x) * 2)
 
 
 @pytest.mark.parametrize("combo", COMBOS + [("sigmoid", [], "exact_plus", [], None)], ids=COMBO_IDS + ["sigmoid-save-output"])
