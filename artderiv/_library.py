@@ -24,23 +24,32 @@ def library_path() -> str:
 torch.ops.load_library(library_path())
 
 
-def _eager_entry(schema: str):
+def _boxed_entry(schema: str):
     """The dispatcher's boxed call of an op, for eager calls on plain tensors:
-    what ``overload._op`` does after checking every argument for
-    ``__torch_function__`` (about 1 us of a 7 us small call). Callers check
-    the tensors with ``torch._C._has_torch_function_*`` first, which also
-    sees torch function modes, and give dynamo another path (it cannot trace
-    this call). None where torch lacks these bindings or cannot substitute a
-    traceable function for dynamo."""
+    what ``overload._op`` does after scanning every argument for
+    ``__torch_function__`` (benchmarks/RESULTS.md, item 3, has the saving).
+    Callers check the tensors with ``torch._C._has_torch_function_*`` first,
+    which also sees torch function modes, and keep the op's usual path for
+    dynamo, which cannot trace this call (the functions tell it so with
+    ``substitute_in_graph``, hence required). None where torch lacks any of
+    this, or where a trial call fails (a changed private signature)."""
     boxed = getattr(torch._C, "_dispatch_call_boxed", None)
     find = getattr(torch._C, "_dispatch_find_schema_or_throw", None)
     if boxed is None or find is None or getattr(torch.compiler, "substitute_in_graph", None) is None:
         return None
-    return boxed, find(schema, "")
+    try:
+        handle = find(schema, "")
+        with torch.no_grad():
+            trial = boxed(handle, torch.tensor([-1.0, 2.0], device="cpu"), "relu", save="auto")
+        if not torch.equal(trial, torch.tensor([0.0, 2.0], device="cpu")):
+            return None
+    except Exception:  # noqa: BLE001  (any failure: keep the op's usual path)
+        return None
+    return boxed, handle
 
 
-# (call, handle) for artderiv::activation: call(handle, x, activation, ...).
-boxed_activation = _eager_entry("artderiv::activation")
+# (call, handle) for artderiv::activation, used as call(handle, x, activation, ...), or None.
+boxed_activation = _boxed_entry("artderiv::activation")
 
 
 @functools.lru_cache(maxsize=None)

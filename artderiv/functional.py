@@ -32,7 +32,7 @@ BlendLike = Union[None, float, Tensor]
 
 def _direct_call(overload):
     """The C++ callable behind an op overload: what ``overload(...)`` runs
-    after one Python frame (about 0.6 us of a 4 us small call). Dynamo cannot
+    after one Python frame (benchmarks/RESULTS.md, item 3). Dynamo cannot
     trace that builtin, so it is told to trace the overload in its place."""
     substitute = getattr(torch.compiler, "substitute_in_graph", None)
     if substitute is None:  # older torch: keep the traceable overload
@@ -84,30 +84,42 @@ def _make_function(spec: dict):
     act_args = f"{name!r}, [{', '.join(f'float({p})' for p in params)}]" if params else repr(name)
     deriv_arg = ", derivative" if params else ", derivative=derivative"
 
-    def source(call, guard=""):  # call: the op call up to its first argument
+    def common_calls(callee, lead=""):  # callee(lead x, ...) for the common calls
         return (
-            f"def {name}({header}):\n"
-            f"    if blend is None{guard}:\n"
             f"        if derivative is None:\n"
-            f"            return {call}x, {act_args}, save='auto')\n"
+            f"            return {callee}({lead}x, {act_args}, save='auto')\n"
             f"        if derivative.__class__ is str:\n"
-            f"            return {call}x, {act_args}{deriv_arg}, save='auto')\n"
-            f"    return activation(x, {name!r}, [{', '.join(params)}], derivative, blend)\n"
+            f"            return {callee}({lead}x, {act_args}{deriv_arg}, save='auto')\n"
         )
 
-    def compiled(text, **names):
-        namespace = {"activation": activation, "_op": _op, **names}
+    def compiled(body, **names):
+        text = f"def {name}({header}):\n{body}"
+        namespace = {"activation": activation, **names}
         exec(compile(text, f"<artderiv.functional.{name}>", "exec"), namespace)
         return namespace[name]
 
-    # What dynamo traces: the op overload (through _op's substitute).
-    function = traceable = compiled(source("_op("))
-    if boxed_activation is not None:
-        # What runs eagerly: the boxed call for a plain tensor without
-        # torch function modes; anything else takes the traceable path.
+    # The op overload (_op, with its substitute for dynamo): what dynamo
+    # traces, and what runs for tensor subclasses and torch function modes.
+    traceable = compiled(
+        "    if blend is None:\n" + common_calls("_op")
+        + f"    return activation(x, {name!r}, [{', '.join(params)}], derivative, blend)\n",
+        _op=_op,
+    )
+    if boxed_activation is None:
+        function = traceable
+    else:
+        # Eager calls on a plain tensor: the op's boxed call; anything else
+        # falls through to the traceable function, which dynamo traces in
+        # this one's place.
         boxed, handle = boxed_activation
-        function = compiled(source("_boxed(_handle, ", " and not _has_torch_function(x)"),
-                            _boxed=boxed, _handle=handle, _has_torch_function=torch._C._has_torch_function_unary)
+        forward_args = ", ".join(["x"] + params + ["derivative", "blend=blend"])
+        function = compiled(
+            "    if blend is None and not _has_torch_function_unary(x):\n"
+            + common_calls("_boxed", "_handle, ")
+            + f"    return _traceable({forward_args})\n",
+            _boxed=boxed, _handle=handle, _traceable=traceable,
+            _has_torch_function_unary=torch._C._has_torch_function_unary,
+        )
         torch.compiler.substitute_in_graph(function)(traceable)
     described = ", ".join(f"{p['name']}={p['default']:g}" for p in pspecs)
     function.__module__ = __name__

@@ -26,7 +26,7 @@ __all__ = ["Activation", "GELU", "MODULE_FOR_TORCH", "module_class"]
 
 _warned_inplace = False
 _boxed, _handle = boxed_activation or (None, None)
-_has_torch_function = torch._C._has_torch_function_variadic
+_has_torch_function_variadic = torch._C._has_torch_function_variadic
 
 # torch.nn's class name of each activation and whether it takes `inplace`.
 # An activation without an entry gets a CamelCase name and no `inplace`.
@@ -132,12 +132,16 @@ class Activation(nn.Module):
 
     @torch.jit.unused
     def _eager_shortcut(self, x: Tensor) -> Optional[Tensor]:
-        # Eager, plain tensors: the op's boxed call, and the buffer read from
-        # _buffers rather than through Module.__getattr__ (together about 3 us
-        # of a small call). None for subclasses, torch function modes and
-        # dynamo (which cannot trace the boxed call): they take the op.
-        blend = self._buffers["blend"]
-        if _boxed is None or _has_torch_function(x, blend) or torch.compiler.is_compiling():
+        # Eager, plain tensors: the op's boxed call, with the buffer read from
+        # _buffers rather than through Module.__getattr__ (benchmarks/RESULTS.md,
+        # item 3). None for subclasses, torch function modes, dynamo (which
+        # cannot trace the boxed call) and a blend that is no longer a buffer
+        # (a Parameter, a parametrization): they take the op.
+        buffers = self._buffers
+        if _boxed is None or "blend" not in buffers:
+            return None
+        blend = buffers["blend"]
+        if _has_torch_function_variadic(x, blend) or torch.compiler.is_compiling():
             return None
         return _boxed(_handle, x, self.activation_name, self.activation_params, self.derivative_name,
                       self.derivative_params, blend, "auto")

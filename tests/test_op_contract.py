@@ -159,13 +159,26 @@ def test_torch_compile_traces_the_direct_call():
     def f(t):
         return artderiv.relu(t) + artderiv.sigmoid(t, derivative="exact_plus") + artderiv.elu(t, 0.5)
 
+    graphs = []
+
+    def keep_graph(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
     torch._dynamo.reset()
     try:
         compiled = torch.compile(f, backend="aot_eager", fullgraph=True, dynamic=False)
         assert_bitwise_equal(compiled(x), f(x))
         assert_ulp_close(grad_of(compiled, x, g), grad_of(f, x, g), 2)
+        # The graph holds the op overload, not the eager shortcut's boxed call.
+        torch._dynamo.reset()
+        torch.compile(f, backend=keep_graph, fullgraph=True, dynamic=False)(x)
     finally:
         torch._dynamo.reset()
+    (gm,) = graphs
+    targets = [n.target for n in gm.graph.nodes if n.op == "call_function"]
+    assert targets.count(torch.ops.artderiv.activation.default) == 3
+    assert not [t for t in targets if "dispatch_call_boxed" in str(t)]
 
 
 def test_torch_function_subclasses_and_modes_see_the_call():
@@ -210,6 +223,35 @@ def test_torch_function_subclasses_and_modes_see_the_call():
         ym = module(x)
     assert_bitwise_equal(y, artderiv.elu(x, 0.5, "atan") * 2)
     assert_bitwise_equal(ym, module(x) * 2)
+
+
+def test_eager_shortcut_inputs():
+    # Where torch has what the shortcut needs, it is on (or every speed figure
+    # in RESULTS.md item 3 silently disappears).
+    if hasattr(torch.compiler, "substitute_in_graph") and hasattr(torch._C, "_dispatch_call_boxed"):
+        assert artderiv._library.boxed_activation is not None
+    x = torch.randn(7, dtype=torch.float64)
+    want = artderiv.leaky_relu(x, 0.2, "atan")
+    # A subclass sees the same short call as before the shortcut.
+    seen = []
+
+    class Logged(torch.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            seen.append((args[1:], kwargs))
+            return super().__torch_function__(func, types, args, kwargs or {})
+
+    artderiv.leaky_relu(x.as_subclass(Logged), 0.2, "atan")
+    assert seen == [(("leaky_relu", [0.2], "atan"), {"save": "auto"})]
+    # Parameters and subclasses with torch function disabled: plain results.
+    assert_bitwise_equal(artderiv.leaky_relu(torch.nn.Parameter(x), 0.2, "atan").detach(), want)
+    with torch._C.DisableTorchFunctionSubclass():
+        y = artderiv.leaky_relu(x.as_subclass(Logged), 0.2, "atan")
+    assert_bitwise_equal(y.as_subclass(torch.Tensor), want)
+    # A module whose blend became a Parameter takes the op's usual path.
+    module = artderiv.nn.LeakyReLU(0.2, derivative="atan")
+    module.blend = torch.nn.Parameter(torch.zeros(()), requires_grad=False)
+    assert_bitwise_equal(module(x), want)
 
 
 @pytest.mark.parametrize("combo", COMBOS + [("sigmoid", [], "exact_plus", [], None)], ids=COMBO_IDS + ["sigmoid-save-output"])
@@ -702,6 +744,8 @@ BAD_CALLS = {
     "save=output-shape": (lambda x: OPS.activation(x, "relu", [], "sigmoid", [], None, "output"), ValueError, ["artderiv.relu", "'save'", "reads the input", "exact, exact_plus, floor, identity"]),
     "save=output-like": (lambda x: OPS.activation(x, "tanh", [], "like:elu", [], None, "output"), ValueError, ["artderiv.tanh", "'save'", "reads the input"]),
     "derivative-wrong-type": (lambda x: artderiv.relu(x, 3), TypeError, ["'derivative'"]),
+    "x-not-a-tensor": (lambda x: artderiv.relu(3.0), RuntimeError, ["artderiv::activation", "'x'", "Tensor"]),
+    "x-not-a-tensor-module": (lambda x: artderiv.nn.ReLU()([1.0]), RuntimeError, ["artderiv::activation", "'x'", "Tensor"]),
     "backward-op-grad-dtype": (lambda x: OPS.activation_backward(torch.ones(3, 4, dtype=torch.float64, device=x.device), x.detach(), "input", "relu", [], "exact", [], None), TypeError, ["artderiv.relu", "'grad'", "dtype"]),
     "backward-op-grad-shape": (lambda x: OPS.activation_backward(torch.ones(4, 3, device=x.device), x.detach(), "input", "relu", [], "exact", [], None), ValueError, ["artderiv.relu", "'grad'", "shape"]),
     "backward-op-save-auto": (lambda x: OPS.activation_backward(torch.ones(3, 4, device=x.device), x.detach(), "auto", "sigmoid", [], "exact", [], None), ValueError, ["artderiv.sigmoid", "'save'", "activation_backward", "input, output"]),
