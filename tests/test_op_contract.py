@@ -317,6 +317,9 @@ def test_forward_mode_ad_raises():
             x = fwAD.make_dual(torch.randn(5, dtype=torch.float64).requires_grad_(requires_grad), torch.ones(5, dtype=torch.float64))
             with pytest.raises(NotImplementedError, match="artderiv.leaky_relu: forward-mode AD"):
                 artderiv.leaky_relu(x, 0.2, "atan")
+    # torch.func.jvp (functorch's forward AD) reaches the same check.
+    with pytest.raises(NotImplementedError, match="artderiv.relu: forward-mode AD"):
+        torch.func.jvp(artderiv.relu, (torch.randn(4, dtype=torch.float64),), (torch.ones(4, dtype=torch.float64),))
     # Forward over reverse (a dual gradient into the backward op) raises too.
     x = torch.randn(5, dtype=torch.float64, requires_grad=True)
     y = artderiv.relu(x)
