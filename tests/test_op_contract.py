@@ -1,5 +1,6 @@
 """The op contract: registrations, layouts, modes, determinism, errors, catalog."""
 
+import contextlib
 import json
 import math
 import os
@@ -181,6 +182,32 @@ def test_torch_compile_traces_the_direct_call():
     assert not [t for t in targets if "dispatch_call_boxed" in str(t)]
 
 
+class LoggedTensor(torch.Tensor):
+    """Records each __torch_function__ call as (func, args after the tensor, kwargs)."""
+
+    calls = []
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        cls.calls.append((func, args[1:], kwargs))
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+@contextlib.contextmanager
+def compiled_autograd_captures():
+    """Backward passes in the block run under compiled autograd; yields its counters."""
+    from torch._dynamo import compiled_autograd
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    try:
+        with compiled_autograd._enable(torch.compile(backend="eager")):
+            yield counters["compiled_autograd"]
+    finally:
+        torch._dynamo.reset()
+
+
 def test_torch_function_subclasses_and_modes_see_the_call():
     # The eager shortcut of the functions and modules (a boxed dispatcher
     # call) is only for plain tensors: a __torch_function__ subclass or an
@@ -188,27 +215,21 @@ def test_torch_function_subclasses_and_modes_see_the_call():
     from torch.overrides import TorchFunctionMode
 
     op = torch.ops.artderiv.activation.default
-    seen = []
-
-    class Logged(torch.Tensor):
-        @classmethod
-        def __torch_function__(cls, func, types, args=(), kwargs=None):
-            seen.append(func)
-            return super().__torch_function__(func, types, args, kwargs or {})
+    seen = LoggedTensor.calls
 
     x = torch.randn(6, dtype=torch.float64)
     for call in (lambda t: artderiv.relu(t), lambda t: artderiv.relu(t, derivative="sigmoid"),
                  lambda t: artderiv.leaky_relu(t, 0.2, "atan")):
         seen.clear()
-        y = call(x.as_subclass(Logged))
-        assert seen == [op] and type(y) is Logged
+        y = call(x.as_subclass(LoggedTensor))
+        assert [func for func, _, _ in seen] == [op] and type(y) is LoggedTensor
         assert_bitwise_equal(y.as_subclass(torch.Tensor), call(x))
 
     # The modules' eager shortcut likewise (they call the op packet).
     module = artderiv.nn.LeakyReLU(0.2, derivative="atan")
     seen.clear()
-    y = module(x.as_subclass(Logged))
-    assert seen == [torch.ops.artderiv.activation] and type(y) is Logged
+    y = module(x.as_subclass(LoggedTensor))
+    assert [func for func, _, _ in seen] == [torch.ops.artderiv.activation] and type(y) is LoggedTensor
     assert_bitwise_equal(y.as_subclass(torch.Tensor), module(x))
 
     ours = (op, torch.ops.artderiv.activation)
@@ -233,20 +254,14 @@ def test_eager_shortcut_inputs():
     x = torch.randn(7, dtype=torch.float64)
     want = artderiv.leaky_relu(x, 0.2, "atan")
     # A subclass sees the same short call as before the shortcut.
-    seen = []
-
-    class Logged(torch.Tensor):
-        @classmethod
-        def __torch_function__(cls, func, types, args=(), kwargs=None):
-            seen.append((args[1:], kwargs))
-            return super().__torch_function__(func, types, args, kwargs or {})
-
-    artderiv.leaky_relu(x.as_subclass(Logged), 0.2, "atan")
-    assert seen == [(("leaky_relu", [0.2], "atan"), {"save": "auto"})]
+    seen = LoggedTensor.calls
+    seen.clear()
+    artderiv.leaky_relu(x.as_subclass(LoggedTensor), 0.2, "atan")
+    assert [(args, kwargs) for _, args, kwargs in seen] == [(("leaky_relu", [0.2], "atan"), {"save": "auto"})]
     # Parameters and subclasses with torch function disabled: plain results.
     assert_bitwise_equal(artderiv.leaky_relu(torch.nn.Parameter(x), 0.2, "atan").detach(), want)
     with torch._C.DisableTorchFunctionSubclass():
-        y = artderiv.leaky_relu(x.as_subclass(Logged), 0.2, "atan")
+        y = artderiv.leaky_relu(x.as_subclass(LoggedTensor), 0.2, "atan")
     assert_bitwise_equal(y.as_subclass(torch.Tensor), want)
     # A module whose blend became a Parameter takes the op's usual path.
     module = artderiv.nn.LeakyReLU(0.2, derivative="atan")
@@ -258,9 +273,6 @@ def test_eager_shortcut_inputs():
 def test_compiled_autograd_matches_eager(combo):
     # Compiled autograd reads what the C++ node saved (names, parameter lists,
     # save mode) to key its graph, and runs the node's backward from it.
-    from torch._dynamo import compiled_autograd
-    from torch._dynamo.utils import counters
-
     act, aparams, deriv, dparams, blend = combo
     x = make_layout("contiguous", torch.float32).requires_grad_()
     g = make_grad(x)
@@ -269,38 +281,25 @@ def test_compiled_autograd_matches_eager(combo):
         return torch.ops.artderiv.activation(t, act, aparams, deriv, dparams, _blend(blend), "auto")
 
     (want,) = torch.autograd.grad(f(x), x, g)
-    torch._dynamo.reset()
-    counters.clear()
-    try:
-        y = f(x)
-        with compiled_autograd._enable(torch.compile(backend="eager")):
-            y.backward(g)
-        assert counters["compiled_autograd"]["captures"] == 1
-    finally:
-        torch._dynamo.reset()
+    y = f(x)
+    with compiled_autograd_captures() as captured:
+        y.backward(g)
+        assert captured["captures"] == 1
     assert_bitwise_equal(x.grad, want)
 
 
 def test_compiled_autograd_tells_saved_parameters_apart():
     # One compiled-autograd context, two backward passes that differ only in a
     # saved derivative parameter: two graphs, each with its own gradient.
-    from torch._dynamo import compiled_autograd
-    from torch._dynamo.utils import counters
-
     x = torch.randn(30, dtype=torch.float64, requires_grad=True)
     g = torch.randn(30, dtype=torch.float64)
     grads = []
-    torch._dynamo.reset()
-    counters.clear()
-    try:
-        with compiled_autograd._enable(torch.compile(backend="eager")):
-            for beta in (4.0, 2.0):
-                x.grad = None
-                artderiv.relu(x, artderiv.derivatives.sigmoid(beta=beta)).backward(g)
-                grads.append(x.grad.clone())
-        assert counters["compiled_autograd"]["captures"] == 2
-    finally:
-        torch._dynamo.reset()
+    with compiled_autograd_captures() as captured:
+        for beta in (4.0, 2.0):
+            x.grad = None
+            artderiv.relu(x, artderiv.derivatives.sigmoid(beta=beta)).backward(g)
+            grads.append(x.grad.clone())
+        assert captured["captures"] == 2
     xd = x.detach()
     for beta, got in zip((4.0, 2.0), grads):
         torch.testing.assert_close(got, g * torch.sigmoid(beta * xd), rtol=1e-14, atol=0)
