@@ -4,6 +4,7 @@ import functools
 import glob
 import json
 import os
+from typing import Any, Callable, NamedTuple, Optional
 
 import torch
 
@@ -24,8 +25,17 @@ def library_path() -> str:
 torch.ops.load_library(library_path())
 
 
-def _boxed_entry(schema: str):
-    """The dispatcher's boxed call of an op, for eager calls on plain tensors:
+class BoxedOps(NamedTuple):
+    """The dispatcher's boxed call and the handles it takes, as
+    ``call(handle, x, ...)``."""
+
+    call: Callable
+    activation: Any  # artderiv::activation
+    plain: Any  # artderiv::activation.plain: (x, activation, derivative, activation_params)
+
+
+def _boxed_entry() -> Optional[BoxedOps]:
+    """The dispatcher's boxed call of the op, for eager calls on plain tensors:
     what ``overload._op`` does after scanning every argument for
     ``__torch_function__`` (benchmarks/RESULTS.md, item 3, has the saving).
     Callers check the tensors with ``torch._C._has_torch_function_*`` first,
@@ -38,18 +48,18 @@ def _boxed_entry(schema: str):
     if boxed is None or find is None or getattr(torch.compiler, "substitute_in_graph", None) is None:
         return None
     try:
-        handle = find(schema, "")
+        ops = BoxedOps(boxed, find("artderiv::activation", ""), find("artderiv::activation", "plain"))
+        x, want = torch.tensor([-1.0, 2.0], device="cpu"), torch.tensor([0.0, 2.0], device="cpu")
         with torch.no_grad():
-            trial = boxed(handle, torch.tensor([-1.0, 2.0], device="cpu"), "relu", save="auto")
-        if not torch.equal(trial, torch.tensor([0.0, 2.0], device="cpu")):
+            trials = (boxed(ops.activation, x, "relu", save="auto"), boxed(ops.plain, x, "relu", "default"))
+        if not all(torch.equal(trial, want) for trial in trials):
             return None
     except Exception:  # noqa: BLE001  (any failure: keep the op's usual path)
         return None
-    return boxed, handle
+    return ops
 
 
-# (call, handle) for artderiv::activation, used as call(handle, x, activation, ...), or None.
-boxed_activation = _boxed_entry("artderiv::activation")
+boxed_ops = _boxed_entry()
 
 
 @functools.lru_cache(maxsize=None)

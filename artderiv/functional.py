@@ -22,7 +22,7 @@ from typing import List, Optional, Union
 import torch
 from torch import Tensor
 
-from ._library import boxed_activation, catalog
+from ._library import boxed_ops, catalog
 from .derivatives import DerivativeLike, resolve
 
 __all__ = ["activation"]
@@ -81,15 +81,20 @@ def _make_function(spec: dict):
     # The common calls (no blend; the default or a named derivative) go
     # straight to the op with the fewest arguments: each argument the op
     # parses costs a fraction of a microsecond, a sizable part of a small call.
-    act_args = f"{name!r}, [{', '.join(f'float({p})' for p in params)}]" if params else repr(name)
-    deriv_arg = ", derivative" if params else ", derivative=derivative"
+    param_list = f"[{', '.join(f'float({p})' for p in params)}]"
+    act_args = f"{name!r}, {param_list}" if params else repr(name)
 
-    def common_calls(callee, lead=""):  # callee(lead x, ...) for the common calls
+    def op_call(derivative, callee="_op", lead=""):  # derivative: its expression, None: the default
+        # (positional after the parameter list, a keyword without one)
+        deriv_arg = "" if derivative is None else f", {derivative}" if params else f", derivative={derivative}"
+        return f"{callee}({lead}x, {act_args}{deriv_arg}, save='auto')"
+
+    def common_calls(call):  # call(derivative expression or None) -> the call's text
         return (
             f"        if derivative is None:\n"
-            f"            return {callee}({lead}x, {act_args}, save='auto')\n"
+            f"            return {call(None)}\n"
             f"        if derivative.__class__ is str:\n"
-            f"            return {callee}({lead}x, {act_args}{deriv_arg}, save='auto')\n"
+            f"            return {call('derivative')}\n"
         )
 
     def compiled(body, **names):
@@ -101,24 +106,29 @@ def _make_function(spec: dict):
     # The op overload (_op, with its substitute for dynamo): what dynamo
     # traces, and what runs for tensor subclasses and torch function modes.
     traceable = compiled(
-        "    if blend is None:\n" + common_calls("_op")
+        "    if blend is None:\n" + common_calls(op_call)
         + f"    return activation(x, {name!r}, [{', '.join(params)}], derivative, blend)\n",
         _op=_op,
     )
-    if boxed_activation is None:
+    if boxed_ops is None:
         function = traceable
     else:
-        # Eager calls on a plain tensor: the op's boxed call; anything else
-        # falls through to the traceable function, which dynamo traces in
-        # this one's place.
-        boxed, handle = boxed_activation
+        # Eager calls on a plain tensor: the boxed call of the op's `plain`
+        # overload (x, activation, derivative, activation_params: nothing it
+        # does not need to parse); anything else falls through to the
+        # traceable function, which dynamo traces in this one's place.
+        trailing_params = f", {param_list}" if params else ""
+
+        def boxed_call(derivative):
+            return f"_boxed(_plain, x, {name!r}, {derivative or repr('default')}{trailing_params})"
+
         forward_args = ", ".join(["x"] + params + ["derivative", "blend=blend"])
         function = compiled(
             "    if blend is None and not _has_torch_function_unary(x):\n"
-            + common_calls("_boxed", "_handle, ")
+            + common_calls(boxed_call)
             + f"    return _traceable({forward_args})\n",
-            _boxed=boxed, _handle=handle, _traceable=traceable,
-            _has_torch_function_unary=torch._C._has_torch_function_unary,
+            _boxed=boxed_ops.call, _plain=boxed_ops.plain,
+            _traceable=traceable, _has_torch_function_unary=torch._C._has_torch_function_unary,
         )
         torch.compiler.substitute_in_graph(function)(traceable)
     described = ", ".join(f"{p['name']}={p['default']:g}" for p in pspecs)

@@ -19,13 +19,13 @@ from typing import Dict, List, Optional, Type
 import torch
 from torch import Tensor, nn
 
-from ._library import boxed_activation, catalog
+from ._library import boxed_ops, catalog
 from .derivatives import Derivative, DerivativeLike
 
 __all__ = ["Activation", "GELU", "MODULE_FOR_TORCH", "module_class"]
 
 _warned_inplace = False
-_boxed, _handle = boxed_activation or (None, None)
+_boxed, _handle = (boxed_ops.call, boxed_ops.activation) if boxed_ops else (None, None)
 _has_torch_function_variadic = torch._C._has_torch_function_variadic
 
 # torch.nn's class name of each activation and whether it takes `inplace`.

@@ -46,6 +46,24 @@ void backward_no_cuda(at::Tensor&, const at::Tensor&, const at::Tensor&, SaveMod
 }
 #endif
 
+// activation.plain: the public op with save="auto", the default derivative
+// parameters and no blend, for eager Python calls (the common calls of
+// artderiv.<name>). Python's boxed call parses every argument and looks up
+// each schema argument it was not given in the keyword arguments, which costs
+// a fraction of a microsecond each (benchmarks/RESULTS.md, item 3): hence
+// few arguments, in the order the common call fills them. It decomposes into
+// the op itself, so autograd, the checks and every backend are the op's.
+at::Tensor activation_plain(const at::Tensor& x, c10::string_view activation,
+                            c10::string_view derivative, c10::ArrayRef<double> activation_params) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("artderiv::activation", "")
+                       .typed<at::Tensor(const at::Tensor&, c10::string_view,
+                                         c10::ArrayRef<double>, c10::string_view,
+                                         c10::ArrayRef<double>, const std::optional<at::Tensor>&,
+                                         c10::string_view)>();
+  return op.call(x, activation, activation_params, derivative, {}, std::nullopt, "auto");
+}
+
 std::string catalog() { return catalog_json(); }
 
 }  // namespace
@@ -59,6 +77,9 @@ TORCH_LIBRARY(artderiv, m) {
       "activation(Tensor x, str activation, float[] activation_params=[], "
       "str derivative=\"default\", float[] derivative_params=[], Tensor? blend=None, "
       "str save=\"input\") -> Tensor");
+  m.def(
+      "activation.plain(Tensor x, str activation, str derivative=\"default\", "
+      "float[] activation_params=[]) -> Tensor");
   m.def("activation_forward(Tensor x, str activation, float[] activation_params) -> Tensor");
   m.def(
       "activation_backward(Tensor grad, Tensor saved, str save, str activation, "
@@ -70,6 +91,10 @@ TORCH_LIBRARY(artderiv, m) {
 
 TORCH_LIBRARY_IMPL(artderiv, CompositeExplicitAutograd, m) {
   m.impl("activation", &activation_no_autograd);
+}
+
+TORCH_LIBRARY_IMPL(artderiv, CompositeImplicitAutograd, m) {
+  m.impl("activation.plain", &activation_plain);
 }
 
 TORCH_LIBRARY_IMPL(artderiv, Meta, m) {

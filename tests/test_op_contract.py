@@ -126,6 +126,58 @@ def test_opcheck_dynamic_shapes(layout, op):
     torch.library.opcheck(overload, args, test_utils="test_aot_dispatch_dynamic")
 
 
+# activation.plain(x, activation, derivative): the op with its defaults and
+# save="auto", a shorter schema for eager Python calls (see csrc/ops.cpp).
+PLAIN_CASES = [("relu", [], "default"), ("relu", [], "sigmoid"), ("sigmoid", [], "exact_plus"), ("tanh", [], "exact"),
+               ("step", [0.5], "atan"), ("leaky_relu", [0.2], "default"), ("silu", [], "like:elu")]
+
+
+@pytest.mark.parametrize("requires_grad", [False, True], ids=["nograd", "grad"])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_opcheck_plain_overload(layout, requires_grad):
+    x = make_layout(layout).requires_grad_(requires_grad)
+    torch.library.opcheck(OPS.activation.plain, (x, "relu", "sigmoid"), test_utils=STATIC_UTILS)
+    torch.library.opcheck(OPS.activation.plain, (x, "leaky_relu", "atan", [0.2]), test_utils=STATIC_UTILS)
+    torch.library.opcheck(OPS.activation.plain, (x, "sigmoid", "exact_plus"), test_utils="test_aot_dispatch_dynamic")
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=dtype_id)
+@pytest.mark.parametrize("case", PLAIN_CASES, ids=[f"{a}-{d}" for a, _, d in PLAIN_CASES])
+def test_plain_overload_is_the_op(case, dtype):
+    act, params, deriv = case
+    x = make_layout("transposed", dtype)
+    g = make_grad(x)
+    # Same forward and backward as the op with save="auto" (for sigmoid, tanh
+    # and relu with an f'-only shape: the backward reads y), directly and
+    # through the public function, whose eager calls use it.
+    want = lambda t: OPS.activation.default(t, act, params, deriv, [], None, "auto")  # noqa: E731
+    for call in (lambda t: OPS.activation.plain(t, act, deriv, params),
+                 lambda t: getattr(artderiv, act)(t, *params, derivative=deriv)):
+        assert_bitwise_equal(call(x), want(x))
+        assert_bitwise_equal(grad_of(call, x, g), grad_of(want, x, g))
+    assert "ActivationFunction" in OPS.activation.plain(x.detach().requires_grad_(), act, deriv, params).grad_fn.name()
+    # It checks its arguments as the op does.
+    with pytest.raises(ValueError, match=f"artderiv.{act}: argument 'derivative' is 'nope'"):
+        OPS.activation.plain(x, act, "nope", params)
+    with pytest.raises(ValueError, match=f"artderiv.{act}: argument 'activation_params'"):
+        OPS.activation.plain(x, act, deriv, [math.nan] * 3)
+
+
+def relu_sigmoid_plain(t: torch.Tensor) -> torch.Tensor:  # module level: jit.script reads its source
+    # (TorchScript takes no overload name: the arguments select the overload)
+    return torch.ops.artderiv.activation(t, "relu", "sigmoid")
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+def test_plain_overload_in_torchscript():
+    scripted = torch.jit.script(relu_sigmoid_plain)
+    (node,) = [n for n in scripted.graph.nodes() if n.kind() == "artderiv::activation"]
+    assert node.schema().startswith("artderiv::activation.plain(")
+    x = torch.randn(4, 5, dtype=torch.float64)
+    g = torch.randn(4, 5, dtype=torch.float64)
+    assert_bitwise_equal(grad_of(scripted, x, g), g * torch.sigmoid(x))
+
+
 @pytest.mark.parametrize("op", ["activation", "activation_forward"])
 def test_symbolic_shape_tracing(op):
     fn = (lambda t: OPS.activation(t, "relu")) if op == "activation" else (lambda t: OPS.activation_forward(t, "relu", []))
@@ -250,7 +302,7 @@ def test_eager_shortcut_inputs():
     # Where torch has what the shortcut needs, it is on (or every speed figure
     # in RESULTS.md item 3 silently disappears).
     if hasattr(torch.compiler, "substitute_in_graph") and hasattr(torch._C, "_dispatch_call_boxed"):
-        assert artderiv._library.boxed_activation is not None
+        assert artderiv._library.boxed_ops is not None
     x = torch.randn(7, dtype=torch.float64)
     want = artderiv.leaky_relu(x, 0.2, "atan")
     # A subclass sees the same short call as before the shortcut.
