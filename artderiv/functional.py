@@ -84,10 +84,10 @@ def _make_function(spec: dict):
     param_list = f"[{', '.join(f'float({p})' for p in params)}]"
     act_args = f"{name!r}, {param_list}" if params else repr(name)
 
-    def op_call(derivative, callee="_op", lead=""):  # derivative: its expression, None: the default
+    def op_call(derivative):  # derivative: its expression, None: the default
         # (positional after the parameter list, a keyword without one)
         deriv_arg = "" if derivative is None else f", {derivative}" if params else f", derivative={derivative}"
-        return f"{callee}({lead}x, {act_args}{deriv_arg}, save='auto')"
+        return f"_op(x, {act_args}{deriv_arg}, save='auto')"
 
     def common_calls(call):  # call(derivative expression or None) -> the call's text
         return (
