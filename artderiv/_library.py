@@ -35,9 +35,10 @@ class BoxedOps(NamedTuple):
 
 
 def _boxed_entry() -> Optional[BoxedOps]:
-    """The dispatcher's boxed call of the op, for eager calls on plain tensors:
-    what ``overload._op`` does after scanning every argument for
-    ``__torch_function__`` (benchmarks/RESULTS.md, item 3, has the saving).
+    """The dispatcher's boxed call of the op and of its ``plain`` overload,
+    for eager calls on plain tensors: what ``overload._op`` does after
+    scanning every argument for ``__torch_function__`` (benchmarks/RESULTS.md,
+    item 3, has the saving).
     Callers check the tensors with ``torch._C._has_torch_function_*`` first,
     which also sees torch function modes, and keep the op's usual path for
     dynamo, which cannot trace this call (the functions tell it so with

@@ -1,6 +1,7 @@
 """The op contract: registrations, layouts, modes, determinism, errors, catalog."""
 
 import contextlib
+import io
 import json
 import math
 import os
@@ -161,6 +162,36 @@ def test_plain_overload_is_the_op(case, dtype):
         OPS.activation.plain(x, act, "nope", params)
     with pytest.raises(ValueError, match=f"artderiv.{act}: argument 'activation_params'"):
         OPS.activation.plain(x, act, deriv, [math.nan] * 3)
+
+
+def test_plain_overload_saves_by_auto():
+    # save="auto": y where the backward needs only f' (sigmoid with
+    # exact_plus), x where the shape reads x (relu with sigmoid).
+    for act, deriv, saves_output in (("sigmoid", "exact_plus", True), ("relu", "sigmoid", False)):
+        x = torch.randn(5, dtype=torch.float64, requires_grad=True)
+        packed = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: packed.append(t) or t, lambda t: t):
+            y = OPS.activation.plain(x, act, deriv)
+        assert len(packed) == 1 and torch.equal(packed[0], y if saves_output else x)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace` is deprecated", "ignore:`torch.jit.save` is deprecated",
+                            "ignore:`torch.jit.load` is deprecated")
+def test_traced_function_records_the_plain_overload():
+    # The eager functions call activation.plain (the speed of RESULTS.md
+    # item 3); a trace records it, and the saved trace trains the same.
+    x = torch.randn(4, 5, dtype=torch.float64)
+    g = torch.randn(4, 5, dtype=torch.float64)
+    fn = lambda t: artderiv.step(t, 0.5, "atan")  # noqa: E731
+    traced = torch.jit.trace(fn, x.clone().requires_grad_())
+    (node,) = [n for n in traced.graph.nodes() if n.kind() == "artderiv::activation"]
+    assert node.schema().startswith("artderiv::activation.plain(")
+    buffer = io.BytesIO()
+    torch.jit.save(traced, buffer)
+    buffer.seek(0)
+    loaded = torch.jit.load(buffer)
+    assert_bitwise_equal(loaded(x), fn(x))
+    assert_bitwise_equal(grad_of(loaded, x, g), grad_of(fn, x, g))
 
 
 def relu_sigmoid_plain(t: torch.Tensor) -> torch.Tensor:  # module level: jit.script reads its source
