@@ -180,8 +180,8 @@ def test_plain_overload_saves_by_auto():
 def test_traced_function_records_the_plain_overload():
     # The eager functions call activation.plain (the speed of RESULTS.md
     # item 3); a trace records it, and the saved trace trains the same.
-    x = torch.randn(4, 5, dtype=torch.float64)
-    g = torch.randn(4, 5, dtype=torch.float64)
+    x = make_layout("contiguous")
+    g = make_grad(x)
     fn = lambda t: artderiv.step(t, 0.5, "atan")  # noqa: E731
     traced = torch.jit.trace(fn, x.clone().requires_grad_())
     (node,) = [n for n in traced.graph.nodes() if n.kind() == "artderiv::activation"]
@@ -204,9 +204,11 @@ def test_plain_overload_in_torchscript():
     scripted = torch.jit.script(relu_sigmoid_plain)
     (node,) = [n for n in scripted.graph.nodes() if n.kind() == "artderiv::activation"]
     assert node.schema().startswith("artderiv::activation.plain(")
-    x = torch.randn(4, 5, dtype=torch.float64)
-    g = torch.randn(4, 5, dtype=torch.float64)
-    assert_bitwise_equal(grad_of(scripted, x, g), g * torch.sigmoid(x))
+    x = make_layout("contiguous")
+    g = make_grad(x)
+    eager = lambda t: OPS.activation.default(t, "relu", [], "sigmoid", [], None, "auto")  # noqa: E731
+    assert_bitwise_equal(scripted(x), eager(x))
+    assert_bitwise_equal(grad_of(scripted, x, g), grad_of(eager, x, g))
 
 
 @pytest.mark.parametrize("op", ["activation", "activation_forward"])
