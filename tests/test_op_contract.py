@@ -127,7 +127,7 @@ def test_opcheck_dynamic_shapes(layout, op):
     torch.library.opcheck(overload, args, test_utils="test_aot_dispatch_dynamic")
 
 
-# activation.plain(x, activation, derivative): the op with its defaults and
+# activation.plain(x, activation, derivative, activation_params): the op with its defaults and
 # save="auto", a shorter schema for eager Python calls (see csrc/ops.cpp).
 PLAIN_CASES = [("relu", [], "default"), ("relu", [], "sigmoid"), ("sigmoid", [], "exact_plus"), ("tanh", [], "exact"),
                ("step", [0.5], "atan"), ("leaky_relu", [0.2], "default"), ("silu", [], "like:elu")]
