@@ -11,6 +11,10 @@ per-ISA builds can leak:
 - an inline helper outside the ISA namespaces, compiled in an ISA file, whose
   copy the linker kept for every caller (the ODR clash that vec_math.h's
   detail::CPU_CAPABILITY avoids).
+
+Also checked there: the kernel files are built with -falign-loops=64
+(csrc/cpu/isa_flags.txt), so that a short inner loop does not straddle two
+64-byte fetch windows (benchmarks/RESULTS.md, AVX2 section).
 """
 
 import platform
@@ -55,7 +59,8 @@ def extended_outside_isa_code(disassembly: str) -> dict:
     return found
 
 
-def test_only_isa_named_code_uses_avx_instructions():
+@pytest.fixture(scope="module")
+def disassembly() -> str:
     if platform.machine().lower() not in ("x86_64", "amd64"):
         pytest.skip("x86-64 only: other CPUs have a single kernel build")
     objdump = shutil.which("objdump")
@@ -69,7 +74,11 @@ def test_only_isa_named_code_uses_avx_instructions():
                         if FUNCTION.match(line) and ISA_NAME.search(line))
     assert functions > 1000 and isa_functions > 100, (
         f"{functions} functions, {isa_functions} of them ISA-named: no symbols (a stripped library?)")
-    leaks = extended_outside_isa_code(done.stdout)
+    return done.stdout
+
+
+def test_only_isa_named_code_uses_avx_instructions(disassembly):
+    leaks = extended_outside_isa_code(disassembly)
     assert not leaks, "AVX/BMI2 code outside the ISA builds (built with -march=native or similar?):\n" + "\n".join(
         f"{name[:160]}: {insn}" for name, insn in list(leaks.items())[:20])
 
@@ -95,3 +104,55 @@ def test_the_check_sees_an_initializer_with_avx_code():
     leaks = extended_outside_isa_code(before)
     assert set(leaks) == {"_GLOBAL__sub_I_activation_kernels_avx512.cpp", "artderiv::resolve_save(int)",
                           "artderiv::check_input(int) [clone .cold]"}
+
+
+JUMP = re.compile(r"^\s*([0-9a-f]+):\s+j[a-z]+\s+([0-9a-f]+) <")
+FLOAT_FORWARD_BLOCK = re.compile(r"artderiv::cpu::(AVX2|AVX512)::forward_block<artderiv::(\w+), float>\(")
+
+
+def loop_heads(disassembly: str, name: re.Pattern) -> dict:
+    """{function: address of its main loop} for the functions whose name
+    matches: the lowest target of a backward jump (the code after the loop,
+    the tail and the return path, only jumps back to higher addresses)."""
+    heads, function, start = {}, None, 0
+    for line in disassembly.splitlines():
+        header = FUNCTION.match(line)
+        if header:
+            function = header.group(1) if name.search(header.group(1)) else None
+            start = int(line.split()[0], 16)
+            continue
+        jump = JUMP.match(line)
+        if function is not None and jump:
+            source, target = int(jump.group(1), 16), int(jump.group(2), 16)
+            if start <= target < source:
+                heads[function] = min(heads.get(function, target), target)
+    return heads
+
+
+def test_kernel_loops_start_on_64_byte_boundaries(disassembly):
+    heads = loop_heads(disassembly, FLOAT_FORWARD_BLOCK)
+    isas = {FLOAT_FORWARD_BLOCK.search(f).group(1) for f in heads}
+    assert len(heads) >= 20 and isas == {"AVX2", "AVX512"}, sorted(heads)[:5]
+    # Without -falign-loops=64, GCC aligns loops to 16 bytes: in the build
+    # before the flag, 8 of these 40 loops sat on a 64-byte boundary.
+    misplaced = {f: hex(a) for f, a in heads.items() if a % 64}
+    assert not misplaced, f"{len(misplaced)} of {len(heads)} loops not 64-byte aligned: {misplaced}"
+
+
+def test_loop_heads_finds_the_loop_not_the_tail():
+    # forward_block<Relu, float> (AVX2) as GCC 12 compiled it before
+    # -falign-loops=64: loop at 12b330, then the tail jumping back to 12b35a.
+    before = """
+000000000012b310 <void artderiv::cpu::AVX2::forward_block<artderiv::Relu, float>(float const*, float*, long)>:
+  12b310:	cmp    $0x7,%rdx
+  12b314:	jle    12b3c8 <void artderiv::cpu::AVX2::forward_block<artderiv::Relu, float>(float const*, float*, long)+0xb8>
+  12b330:	vmovups -0x20(%rdi,%rax,4),%ymm5
+  12b353:	jge    12b330 <void artderiv::cpu::AVX2::forward_block<artderiv::Relu, float>(float const*, float*, long)+0x20>
+  12b35a:	vzeroupper
+  12b35d:	ret
+  12b3c8:	jmp    12b35a <void artderiv::cpu::AVX2::forward_block<artderiv::Relu, float>(float const*, float*, long)+0x4a>
+0000000000130000 <void artderiv::cpu::AVX2::forward_block<artderiv::Relu, double>(double const*, double*, long)>:
+  130010:	jne    130000 <void artderiv::cpu::AVX2::forward_block<artderiv::Relu, double>(double const*, double*, long)>
+"""
+    heads = loop_heads(before, FLOAT_FORWARD_BLOCK)
+    assert heads == {"void artderiv::cpu::AVX2::forward_block<artderiv::Relu, float>(float const*, float*, long)": 0x12b330}
