@@ -1,9 +1,11 @@
-// The same relu loop (AVX2 compare + blend, what forward_block<Relu, float>
-// compiles to) placed at five offsets from a 64-byte boundary, timed on
-// 512-value blocks as the kernels run it. Without -falign-loops=64 the `b16`
-// copy starts 48 bytes into a 64-byte fetch window and spans two; on an AMD
+// The same relu loop (AVX2 compare + blend, the instructions that
+// forward_block<Relu, float> compiles to; 32 bytes here) at five placements,
+// timed on 512-value blocks as the kernels run it. bN has N bytes of padding
+// before the loop. Where the loop then starts depends on the compiler: with
+// g++ 12.2 -O3 (and no -falign-loops) the five start 32, 48, 0, 16 and 24
+// bytes into a 64-byte fetch window, so b16's spans two windows; on an AMD
 // EPYC that made it about 1.7x slower on data in L1 (benchmarks/RESULTS.md,
-// AVX2 section). Standalone, no torch:
+// AVX2 section). Check the placement with objdump -d. Standalone, no torch:
 //   g++ -O3 benchmarks/loop_alignment.cpp -o /tmp/loop_alignment
 //   /tmp/loop_alignment 12 400    # log2(floats), calls per median
 #include <immintrin.h>
