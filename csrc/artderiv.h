@@ -12,18 +12,18 @@
 #pragma once
 
 #include <optional>
-#include <vector>
 
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/Tensor.h>
+#include <c10/util/ArrayRef.h>
 #include <c10/util/string_view.h>
 
 namespace artderiv {
 
 inline at::Tensor activation(const at::Tensor& x, c10::string_view activation,
-                             const std::vector<double>& activation_params = {},
+                             c10::ArrayRef<double> activation_params = {},
                              c10::string_view derivative = "default",
-                             const std::vector<double>& derivative_params = {},
+                             c10::ArrayRef<double> derivative_params = {},
                              const std::optional<at::Tensor>& blend = std::nullopt,
                              c10::string_view save = "auto") {
   static auto op = c10::Dispatcher::singleton()

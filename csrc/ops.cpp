@@ -2,6 +2,7 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
+#include "artderiv.h"
 #include "ops.h"
 
 namespace artderiv {
@@ -55,13 +56,7 @@ void backward_no_cuda(at::Tensor&, const at::Tensor&, const at::Tensor&, SaveMod
 // the op itself, so autograd, the checks and every backend are the op's.
 at::Tensor activation_plain(const at::Tensor& x, c10::string_view activation,
                             c10::string_view derivative, c10::ArrayRef<double> activation_params) {
-  static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("artderiv::activation", "")
-                       .typed<at::Tensor(const at::Tensor&, c10::string_view,
-                                         c10::ArrayRef<double>, c10::string_view,
-                                         c10::ArrayRef<double>, const std::optional<at::Tensor>&,
-                                         c10::string_view)>();
-  return op.call(x, activation, activation_params, derivative, {}, std::nullopt, "auto");
+  return artderiv::activation(x, activation, activation_params, derivative, {}, std::nullopt, "auto");
 }
 
 std::string catalog() { return catalog_json(); }
