@@ -113,33 +113,34 @@ FLOAT_FORWARD_BLOCK = re.compile(r"artderiv::cpu::(AVX2|AVX512)::forward_block<a
 
 
 def loop_heads(disassembly: str, name: re.Pattern) -> dict:
-    """{function: address of its main loop} for the functions whose name
-    matches: the lowest target of a backward conditional jump (the code after
-    the loop, the tail and the return path, only jumps back to higher
-    addresses)."""
+    """{function: address of its main loop, None if it has none} for the
+    functions whose name matches: the lowest target of a backward conditional
+    jump (the code after the loop, the tail and the return path, only jumps
+    back to higher addresses)."""
     heads, function, start = {}, None, 0
     for line in disassembly.splitlines():
         header = FUNCTION.match(line)
         if header:
             function = header.group(1) if name.search(header.group(1)) else None
             start = int(line.split()[0], 16)
+            if function is not None:
+                heads[function] = None
             continue
         jump = BRANCH.match(line)
         if function is not None and jump:
             source, target = int(jump.group(1), 16), int(jump.group(2), 16)
             if start <= target < source:
-                heads[function] = min(heads.get(function, target), target)
+                heads[function] = target if heads[function] is None else min(heads[function], target)
     return heads
 
 
 def test_kernel_loops_start_on_64_byte_boundaries(disassembly):
     heads = loop_heads(disassembly, FLOAT_FORWARD_BLOCK)
-    functions = {m.group(1) for m in map(FUNCTION.match, disassembly.splitlines())
-                 if m and FLOAT_FORWARD_BLOCK.search(m.group(1))}
-    isas = {FLOAT_FORWARD_BLOCK.search(f).group(1) for f in functions}
-    assert len(functions) >= 20 and isas == {"AVX2", "AVX512"}, (
-        f"{len(functions)} float forward blocks found, ISAs {isas}")
-    assert set(heads) == functions, f"no loop found in: {sorted(functions - set(heads))[:5]}"
+    isas = {FLOAT_FORWARD_BLOCK.search(f).group(1) for f in heads}
+    assert len(heads) >= 20 and isas == {"AVX2", "AVX512"}, (
+        f"{len(heads)} float forward blocks found, ISAs {isas}")
+    no_loop = sorted(f for f, a in heads.items() if a is None)
+    assert not no_loop, f"no loop found in: {no_loop[:5]}"
     # Without -falign-loops=64, GCC aligns loops to 16 bytes: in the build
     # before the flag, 8 of these 40 loops sat on a 64-byte boundary.
     misplaced = {f: hex(a) for f, a in heads.items() if a % 64}
