@@ -46,6 +46,18 @@ ARTDERIV_HD double tanh(double x) { return ::tanh(x); }
 ARTDERIV_HD float erf(float x) { return ::erff(x); }
 ARTDERIV_HD double erf(double x) { return ::erf(x); }
 
+// x < lo ? lo : x and x > hi ? hi : x: a NaN x passes through, and -0.0
+// stays -0.0 against 0, as torch.clamp_min / clamp_max / relu. On the CPU one
+// max/min instruction each (at::vec::clamp_min), where select() takes three.
+template <class T>
+ARTDERIV_HD T clamp_min(T x, T lo) {
+  return x < lo ? lo : x;
+}
+template <class T>
+ARTDERIV_HD T clamp_max(T x, T hi) {
+  return x > hi ? hi : x;
+}
+
 // Both masks hold (a comparison result each).
 ARTDERIV_HD bool both(bool a, bool b) { return a && b; }
 

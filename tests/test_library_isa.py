@@ -147,6 +147,46 @@ def test_kernel_loops_start_on_64_byte_boundaries(disassembly):
     assert not misplaced, f"{len(misplaced)} of {len(heads)} loops not 64-byte aligned: {misplaced}"
 
 
+ADDRESS = re.compile(r"^\s*([0-9a-f]+):\s+([a-z][a-z0-9]*)")
+CLAMPING_FORWARD_BLOCK = re.compile(
+    r"artderiv::cpu::(AVX2|AVX512)::forward_block<artderiv::(Relu|Relu6|Hardtanh), (float|double)>\(")
+
+
+def loop_instructions(disassembly: str, name: re.Pattern) -> dict:
+    """{function: mnemonics of its main loop} for the functions whose name
+    matches: from the head that loop_heads finds to the first conditional jump
+    back to it."""
+    heads = loop_heads(disassembly, name)
+    loops, function = {}, None
+    for line in disassembly.splitlines():
+        header = FUNCTION.match(line)
+        if header:
+            function = header.group(1) if heads.get(header.group(1)) is not None else None
+            continue
+        insn = ADDRESS.match(line)
+        if function is None or insn is None or int(insn.group(1), 16) < heads[function]:
+            continue
+        loops.setdefault(function, []).append(insn.group(2))
+        jump = BRANCH.match(line)
+        if jump and int(jump.group(2), 16) == heads[function]:
+            function = None  # the loop is closed; ignore the rest
+    return loops
+
+
+def test_clamping_forwards_are_one_max_or_min_per_vector(disassembly):
+    # relu is x < 0 ? 0 : x, which maxps(0, x) computes, NaN and -0.0
+    # included (math::clamp_min, as torch.relu). Written with select(), it
+    # compiled to a compare, an integer compare and an and-not: 3 instructions
+    # where torch.relu has 1, and about 10% slower than torch on data from L3
+    # (benchmarks/RESULTS.md, AVX2 section).
+    loops = loop_instructions(disassembly, CLAMPING_FORWARD_BLOCK)
+    assert len(loops) == 12, sorted(loops)  # {AVX2, AVX512} x {relu, relu6, hardtanh} x {float, double}
+    for function, mnemonics in loops.items():
+        selects = [m for m in mnemonics if m.startswith(("vcmp", "vpcmp", "vblendv", "vpblend", "vpternlog"))]
+        assert not selects, f"{function[:120]}: {selects} in its loop {mnemonics}"
+        assert any(m.startswith(("vmax", "vmin")) for m in mnemonics), f"{function[:120]}: {mnemonics}"
+
+
 def test_loop_heads_finds_the_loop_not_the_tail():
     # forward_block<Relu, float> (AVX2) as GCC 12 compiled it before
     # -falign-loops=64 (signature shortened, instructions left out): the loop

@@ -18,6 +18,19 @@ inline at::vec::Vectorized<T> select(const at::vec::Vectorized<T>& mask,
   return at::vec::Vectorized<T>::blendv(b, a, mask);
 }
 
+// maxps(lo, x) returns x when either is NaN or they are equal: x < lo ? lo : x.
+template <class T>
+inline at::vec::Vectorized<T> clamp_min(const at::vec::Vectorized<T>& x,
+                                        const at::vec::Vectorized<T>& lo) {
+  return at::vec::clamp_min(x, lo);
+}
+
+template <class T>
+inline at::vec::Vectorized<T> clamp_max(const at::vec::Vectorized<T>& x,
+                                        const at::vec::Vectorized<T>& hi) {
+  return at::vec::clamp_max(x, hi);
+}
+
 template <class T>
 inline at::vec::Vectorized<T> neg(const at::vec::Vectorized<T>& x) {
   return x.neg();

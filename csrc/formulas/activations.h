@@ -12,7 +12,7 @@ namespace detail {
 // clamp(x, lo, hi) with NaN passing through, as torch.clamp / hardtanh.
 template <class T>
 ARTDERIV_HD T clamp(T x, T lo, T hi) {
-  return math::select(x < lo, lo, math::select(x > hi, hi, x));
+  return math::clamp_max(math::clamp_min(x, lo), hi);  // lo <= hi: the catalog checks
 }
 }  // namespace detail
 
@@ -23,7 +23,7 @@ struct Relu : ActivationBase {
   // `x < 0 ? 0 : x` keeps NaN and -0.0 as torch.relu does.
   template <class T>
   ARTDERIV_HD static T forward(T x, const Params<T>&) {
-    return math::select(x < T(0), T(0), x);
+    return math::clamp_min(x, T(0));
   }
   // relu'(0) = 0; NaN passes the gradient, as threshold_backward does.
   template <class T>
