@@ -46,6 +46,13 @@ ARTDERIV_HD double tanh(double x) { return ::tanh(x); }
 ARTDERIV_HD float erf(float x) { return ::erff(x); }
 ARTDERIV_HD double erf(double x) { return ::erf(x); }
 
+// select(mask, a, 0): on the CPU one AND with the mask, where GCC compiles
+// select()'s blendv against a zero to three instructions.
+template <class T>
+ARTDERIV_HD T select_or_zero(bool mask, T a) {
+  return mask ? a : T(0);
+}
+
 // x < lo ? lo : x and x > hi ? hi : x: a NaN x passes through, and -0.0
 // stays -0.0 against 0, as torch.clamp_min / clamp_max / relu. On the CPU one
 // max/min instruction each (at::vec::clamp_min), where select() takes three.

@@ -187,6 +187,18 @@ def test_clamping_forwards_are_one_max_or_min_per_vector(disassembly):
         assert any(m.startswith(("vmax", "vmin")) for m in mnemonics), f"{function[:120]}: {mnemonics}"
 
 
+def test_step_forward_is_a_compare_and_an_and(disassembly):
+    # x > threshold ? 1 : 0 (math::select_or_zero): the compare's mask AND 1.0.
+    # select()'s blendv against a zero compiled to the compare, an integer
+    # compare that rebuilt the mask from its sign bits, and the AND.
+    loops = loop_instructions(disassembly, re.compile(
+        r"artderiv::cpu::(AVX2|AVX512)::forward_block<artderiv::Step, (float|double)>\("))
+    assert len(loops) == 4, sorted(loops)
+    for function, mnemonics in loops.items():
+        vector_ops = [m for m in mnemonics if m.startswith(("vcmp", "vpcmp", "vblend", "vand", "vpand", "vpternlog"))]
+        assert len(vector_ops) == 2 and vector_ops[0].startswith("vcmp"), f"{function[:120]}: {mnemonics}"
+
+
 def test_loop_heads_finds_the_loop_not_the_tail():
     # forward_block<Relu, float> (AVX2) as GCC 12 compiled it before
     # -falign-loops=64 (signature shortened, instructions left out): the loop

@@ -18,6 +18,13 @@ inline at::vec::Vectorized<T> select(const at::vec::Vectorized<T>& mask,
   return at::vec::Vectorized<T>::blendv(b, a, mask);
 }
 
+// Comparison masks are all ones or all zeros per lane.
+template <class T>
+inline at::vec::Vectorized<T> select_or_zero(const at::vec::Vectorized<T>& mask,
+                                             const at::vec::Vectorized<T>& a) {
+  return mask & a;
+}
+
 // maxps(lo, x) returns x when either is NaN or they are equal: x < lo ? lo : x.
 template <class T>
 inline at::vec::Vectorized<T> clamp_min(const at::vec::Vectorized<T>& x,

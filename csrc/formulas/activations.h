@@ -50,7 +50,7 @@ struct Relu6 : ActivationBase {
   // hardtanh_backward: 1 strictly inside (0, 6), else 0 (NaN too).
   template <class T>
   ARTDERIV_HD static T derivative(T x, const Params<T>&) {
-    return math::select(math::both(x > T(0), x < T(6)), T(1), T(0));
+    return math::select_or_zero(math::both(x > T(0), x < T(6)), T(1));
   }
 };
 
@@ -162,7 +162,7 @@ struct Hardsigmoid : ActivationBase {
   }
   template <class T>
   ARTDERIV_HD static T derivative(T x, const Params<T>&) {
-    return math::select(math::both(x > T(-3), x < T(3)), T(1.0 / 6.0), T(0));
+    return math::select_or_zero(math::both(x > T(-3), x < T(3)), T(1.0 / 6.0));
   }
 };
 
@@ -200,7 +200,7 @@ struct Hardtanh : ActivationBase {
   }
   template <class T>
   ARTDERIV_HD static T derivative(T x, const Params<T>& p) {
-    return math::select(math::both(x > p[0], x < p[1]), T(1), T(0));
+    return math::select_or_zero(math::both(x > p[0], x < p[1]), T(1));
   }
 };
 
@@ -313,7 +313,7 @@ struct Step : ActivationBase {
   static double center(const Params<double>& p) { return p[0]; }
   template <class T>
   ARTDERIV_HD static T forward(T x, const Params<T>& p) {
-    return math::select(x > p[0], T(1), T(0));
+    return math::select_or_zero(x > p[0], T(1));
   }
   template <class T>
   ARTDERIV_HD static T derivative(T, const Params<T>&) {
@@ -328,7 +328,7 @@ struct Sign : ActivationBase {
   static constexpr std::array<ParamSpec, 0> params{};
   template <class T>
   ARTDERIV_HD static T forward(T x, const Params<T>&) {
-    return math::select(x > T(0), T(1), math::select(x < T(0), T(-1), T(0)));
+    return math::select(x > T(0), T(1), math::select_or_zero(x < T(0), T(-1)));
   }
   template <class T>
   ARTDERIV_HD static T derivative(T, const Params<T>&) {

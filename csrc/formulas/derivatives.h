@@ -126,7 +126,7 @@ struct Rectangle : DerivativeBase {
   static constexpr std::array<ParamSpec, 1> params{{{"alpha", 1.0, Constraint::Positive}}};
   template <class T>
   ARTDERIV_HD static T eval(T x, T, const Params<T>& p) {
-    return math::select(math::abs(x) < T(0.5) / p[0], p[0], T(0));
+    return math::select_or_zero(math::abs(x) < T(0.5) / p[0], p[0]);
   }
 };
 
