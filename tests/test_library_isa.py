@@ -27,7 +27,7 @@ import pytest
 import artderiv
 
 FUNCTION = re.compile(r"^[0-9a-f]+ <(.*)>:$")
-INSTRUCTION = re.compile(r"^\s*[0-9a-f]+:\s+([a-z][a-z0-9]*)\s*(.*)$")
+INSTRUCTION = re.compile(r"^\s*(?P<address>[0-9a-f]+):\s+(?P<mnemonic>[a-z][a-z0-9]*)\s*(?P<operands>.*)$")
 # ATen's ISA namespaces (at::vec::AVX2::, artderiv::cpu::AVX512::, also inside
 # template arguments). Case-sensitive on purpose: the initializer of
 # activation_kernels_avx2.cpp is named after the file and must be checked.
@@ -54,7 +54,7 @@ def extended_outside_isa_code(disassembly: str) -> dict:
             continue
         insn = INSTRUCTION.match(line)
         if (insn and function is not None and function not in found and not ISA_NAME.search(function)
-                and is_extended(insn.group(1), insn.group(2))):
+                and is_extended(insn["mnemonic"], insn["operands"])):
             found[function] = line.strip()
     return found
 
@@ -147,7 +147,6 @@ def test_kernel_loops_start_on_64_byte_boundaries(disassembly):
     assert not misplaced, f"{len(misplaced)} of {len(heads)} loops not 64-byte aligned: {misplaced}"
 
 
-ADDRESS = re.compile(r"^\s*([0-9a-f]+):\s+([a-z][a-z0-9]*)")
 CLAMPING_FORWARD_BLOCK = re.compile(
     r"artderiv::cpu::(AVX2|AVX512)::forward_block<artderiv::(Relu|Relu6|Hardtanh), (float|double)>\(")
 
@@ -163,10 +162,10 @@ def loop_instructions(disassembly: str, name: re.Pattern) -> dict:
         if header:
             function = header.group(1) if heads.get(header.group(1)) is not None else None
             continue
-        insn = ADDRESS.match(line)
-        if function is None or insn is None or int(insn.group(1), 16) < heads[function]:
+        insn = INSTRUCTION.match(line)
+        if function is None or insn is None or int(insn["address"], 16) < heads[function]:
             continue
-        loops.setdefault(function, []).append(insn.group(2))
+        loops.setdefault(function, []).append(insn["mnemonic"])
         jump = BRANCH.match(line)
         if jump and int(jump.group(2), 16) == heads[function]:
             function = None  # the loop is closed; ignore the rest
