@@ -1,5 +1,5 @@
-// The same relu loop (AVX2 compare + blend, the instructions that
-// forward_block<Relu, float> compiles to; 32 bytes here) at five placements,
+// The same relu loop (AVX2 compare + blend, what forward_block<Relu, float>
+// compiled to before 9ec2335; 32 bytes here) at five placements,
 // timed on 512-value blocks as the kernels run it. bN has N bytes of padding
 // before the loop. Where the loop then starts depends on the compiler: with
 // g++ 12.2 -O3 (and no -falign-loops) the five start 32, 48, 0, 16 and 24
