@@ -205,6 +205,21 @@ def test_step_forward_is_a_compare_and_an_and(disassembly):
             f"{function[:120]}: {mnemonics}")
 
 
+def test_backward_gate_is_a_compare_and_an_and(disassembly):
+    # grad * d, or +0 where d == 0 (math::gate): the mask of d != 0 AND the
+    # product. Written as blendv(grad * d, 0, d == 0), it compiled to the
+    # compare, an integer compare that rebuilt the mask (AVX2 vpcmpgtd, AVX512
+    # vpcmpeqd) and an and-not or masked move. Atan and fast_sigmoid have no
+    # select of their own, so every mask operation in their loops is the gate's.
+    loops = loop_instructions(disassembly, re.compile(
+        r"artderiv::cpu::(AVX2|AVX512)::backward_(half_)?block<artderiv::(Atan|FastSigmoid), false, "
+        r"(float|double|c10::Half|c10::BFloat16)>\("))
+    assert len(loops) == 16, sorted(loops)  # {AVX2, AVX512} x {atan, fast_sigmoid} x 4 dtypes
+    for function, mnemonics in loops.items():
+        rebuilt = [m for m in mnemonics if m.startswith(("vpcmp", "vblendv"))]
+        assert any(m.startswith("vcmpneq") for m in mnemonics) and not rebuilt, f"{function[:120]}: {mnemonics}"
+
+
 def test_loop_heads_finds_the_loop_not_the_tail():
     # forward_block<Relu, float> (AVX2) as GCC 12 compiled it before
     # -falign-loops=64 (signature shortened, instructions left out): the loop
