@@ -661,6 +661,37 @@ def test_elementwise_independence(combo, dtype, n, placement):
     assert_bitwise_equal(gx, g_table[idx])
 
 
+# Every length up to past two whole vectors of the widest build (AVX512
+# bfloat16: 32 values), so that every tail length is a partial vector. The
+# bfloat16 blocks widen in lane order (csrc/cpu/half_io.h), which spreads a
+# tail over both float vectors, and the f' buffer of a shape or a blend must
+# follow that order: with tails stored in array order, lengths 5-7 and 13-15
+# (AVX2) got a wrong gradient that SIZES and the 3-value chunks missed.
+LENGTH_COMBOS = DET_COMBOS + [
+    ("relu", [], "sigmoid", [2.0], 0.3),  # blend: the layer's f' through a buffer
+    ("tanh", [], "exact_plus", [0.1], 0.3, "output"),  # f'(y) through a buffer
+    ("relu", [], "like:tanh", [], 0.3),  # two buffers: tanh's f' and relu's
+]
+LENGTH_IDS = DET_IDS + ["relu-sigmoid-blend", "tanh-exact_plus-output-blend", "relu-like_tanh-blend"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("combo", LENGTH_COMBOS, ids=LENGTH_IDS)
+def test_every_vector_length(combo, dtype):
+    vals, grads = _pattern(dtype)
+    singles = [_run(vals[i : i + 1].clone(), grads[i : i + 1].clone(), combo) for i in range(PERIOD)]
+    y_table = torch.cat([s[0] for s in singles])
+    g_table = torch.cat([s[1] for s in singles])
+    wrong = []
+    for n in range(1, 72):
+        idx = (torch.arange(n) * 7 + n) % PERIOD  # other values at each length
+        y, gx = _run(vals[idx], grads[idx], combo)
+        if not (torch.equal(y.view(torch.uint8), y_table[idx].view(torch.uint8))
+                and torch.equal(gx.view(torch.uint8), g_table[idx].view(torch.uint8))):
+            wrong.append(n)
+    assert not wrong, f"lengths whose values differ from one-element calls: {wrong}"
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("combo", DET_COMBOS, ids=DET_IDS)
 def test_thread_count_independence(combo, dtype, restore_threads):

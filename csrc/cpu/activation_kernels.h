@@ -33,6 +33,7 @@
 #include "vec_math.h"
 // vec_math.h before formulas.h: see scalar_math.h.
 #include "../formulas.h"
+#include "half_io.h"
 #include "kernel_table.h"
 
 namespace artderiv {
@@ -213,7 +214,8 @@ Fn output_block_for(Act act, Deriv deriv, const Make& make) {
 // ---- half-type blocks: contiguous bfloat16/float16, widened in registers --
 //
 // The same formulas on Vectorized<float>, fed straight from the 16-bit data:
-// one Vectorized<S> load gives two float vectors, one store takes two back.
+// one Vectorized<S> load gives two float vectors, one store takes two back
+// (HalfIO, half_io.h; for bfloat16 in lane order, not array order).
 // No buffer round trip for x, grad or the result; only f'(x), when a shape
 // or a blend reads it, goes through a float block (it comes from the
 // activation's own function, so formulas stay one instantiation each).
@@ -231,37 +233,9 @@ using HalfBackwardBlockFn = void (*)(const S* grad, const S* x, const float* sha
                                      const float* blend_exact, S* grad_x, int64_t n,
                                      const VecParams<float>& p, float blend, float center);
 
-template <class S>
-struct HalfIO {
-  using VS = Vectorized<S>;
-  using VF = Vectorized<float>;
-  static constexpr int64_t kWidth = VS::size();  // two float vectors
-  C10_ALWAYS_INLINE static std::pair<VF, VF> load(const S* p, int64_t len) {
-    // std::tie, not a structured binding of convert_to_float's tuple: with
-    // the binding, GCC 12 keeps a dead 64-byte stack store of each widened
-    // vector in every loop that calls this.
-    VF lo, hi;
-    std::tie(lo, hi) = at::vec::convert_to_float<S>(len == kWidth ? VS::loadu(p) : VS::loadu(p, len));
-    return {lo, hi};
-  }
-  C10_ALWAYS_INLINE static void store(S* p, const VF& lo, const VF& hi, int64_t len) {
-    const VS v = at::vec::convert_from_float<S>(lo, hi);
-    if (len == kWidth) {
-      v.store(p);
-    } else {
-      v.store(p, len);
-    }
-  }
-  C10_ALWAYS_INLINE static std::pair<VF, VF> load_float(const float* p, int64_t len) {
-    constexpr int64_t w = VF::size();
-    return {VF::loadu(p, std::min(len, w)), len > w ? VF::loadu(p + w, len - w) : VF(0.f)};
-  }
-  C10_ALWAYS_INLINE static void store_float(float* p, const VF& lo, const VF& hi, int64_t len) {
-    constexpr int64_t w = VF::size();
-    lo.store(p, std::min(len, w));
-    if (len > w) hi.store(p + w, len - w);
-  }
-};
+// The f' buffers of a block are written and read as whole HalfIO vectors.
+static_assert(kBlock % Vectorized<at::BFloat16>::size() == 0 &&
+              kBlock % Vectorized<at::Half>::size() == 0);
 
 template <class A, class S>
 void forward_half_block(const S* x, S* y, int64_t n, const VecParams<float>& p) {
@@ -281,9 +255,9 @@ void exact_half_block(const S* x, float* exact, int64_t n, const VecParams<float
   for_each_vector<S>(n, [&](int64_t i, int64_t len) ARTDERIV_INLINE_BODY {
     const auto [lo, hi] = IO::load(x + i, len);
     if constexpr (kFromOutput) {
-      IO::store_float(exact + i, A::derivative_from_output(lo, p), A::derivative_from_output(hi, p), len);
+      IO::store_float(exact + i, A::derivative_from_output(lo, p), A::derivative_from_output(hi, p));
     } else {
-      IO::store_float(exact + i, A::derivative(lo - c, p), A::derivative(hi - c, p), len);
+      IO::store_float(exact + i, A::derivative(lo - c, p), A::derivative(hi - c, p));
     }
   });
 }
@@ -304,8 +278,8 @@ void backward_half_block(const S* grad, const S* x, const float* shape_exact,
     const auto [x_lo, x_hi] = IO::load(x + i, len);
     const auto [g_lo, g_hi] = IO::load(grad + i, len);
     std::pair<VF, VF> e{VF(0.f), VF(0.f)}, own{VF(0.f), VF(0.f)};
-    if constexpr (D::uses_exact) e = IO::load_float(shape_exact + i, len);
-    if constexpr (kBlend) own = IO::load_float(blend_exact + i, len);
+    if constexpr (D::uses_exact) e = IO::load_float(shape_exact + i);
+    if constexpr (kBlend) own = IO::load_float(blend_exact + i);
     IO::store(grad_x + i, math::gate(g_lo, factor(x_lo, e.first, own.first)),
               math::gate(g_hi, factor(x_hi, e.second, own.second)), len);
   });
