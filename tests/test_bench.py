@@ -3,8 +3,12 @@ Timing never decides a test: only structure is checked."""
 
 import json
 import os
+import platform
+import shutil
 import subprocess
 import sys
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -57,3 +61,39 @@ def test_gpu_check_test_stage_selection():
     selected = collect("tests", "-k", expr)
     assert selected and selected == collect(os.path.join("tests", "test_cuda.py")), sorted(selected)[:5]
     assert not any(re.search("emulat|codegen", t) for t in selected)
+
+
+def _cpu_has(flag):
+    try:
+        with open("/proc/cpuinfo") as f:
+            return flag in f.read().split()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64") or shutil.which("g++") is None,
+                    reason="x86-64 harnesses, built with g++")
+def test_standalone_loop_harnesses_build_and_run(tmp_path):
+    """benchmarks/block_loops.cpp (the kernels' inner loops against csrc/, with
+    torch's headers) and loop_alignment.cpp (no torch) build with the commands
+    their comments give, and print a line per loop."""
+    import torch
+
+    torch_dir = os.path.dirname(torch.__file__)
+    block_loops = tmp_path / "block_loops"
+    subprocess.run(["g++", "-O3", "-std=c++20", "-ffp-contract=off", "-mavx2", "-mfma", "-mf16c", "-mbmi2",
+                    "-falign-loops=64", f"-I{torch_dir}/include", f"-I{torch_dir}/include/torch/csrc/api/include",
+                    f"-I{ROOT}/csrc", os.path.join(ROOT, "benchmarks", "block_loops.cpp"), "-o", str(block_loops),
+                    f"-L{torch_dir}/lib", "-lc10", "-ltorch_cpu", f"-Wl,-rpath,{torch_dir}/lib"],
+                   check=True, timeout=600)
+    loop_alignment = tmp_path / "loop_alignment"
+    subprocess.run(["g++", "-O3", os.path.join(ROOT, "benchmarks", "loop_alignment.cpp"), "-o", str(loop_alignment)],
+                   check=True, timeout=600)
+    if not _cpu_has("avx2"):
+        pytest.skip("built; running needs an AVX2 CPU")
+    out = subprocess.run([str(block_loops), "100", "3"], capture_output=True, text=True, check=True, timeout=120).stdout
+    lines = out.splitlines()
+    assert len(lines) == 8 and all(l.endswith(" ns/value") and float(l.split()[-2]) > 0 for l in lines), out
+    assert {" ".join(l.split()[:3]) for l in lines} >= {"backward atan bfloat16", "forward relu float32"}
+    out = subprocess.run([str(loop_alignment), "10", "3"], capture_output=True, text=True, check=True, timeout=120).stdout
+    assert "b16" in out, out
