@@ -93,7 +93,7 @@ def test_standalone_loop_harnesses_build_and_run(tmp_path):
         pytest.skip("built; running needs an AVX2 CPU")
     out = subprocess.run([str(block_loops), "100", "3"], capture_output=True, text=True, check=True, timeout=120).stdout
     lines = out.splitlines()
-    assert len(lines) == 8 and all(l.endswith(" ns/value") and float(l.split()[-2]) > 0 for l in lines), out
+    assert len(lines) == 8 and all(l.endswith(" ns/value") and float(l.split()[-2]) >= 0 for l in lines), out
     assert {" ".join(l.split()[:3]) for l in lines} >= {"backward atan bfloat16", "forward relu float32"}
     out = subprocess.run([str(loop_alignment), "10", "3"], capture_output=True, text=True, check=True, timeout=120).stdout
     assert "b16" in out, out

@@ -665,8 +665,8 @@ def test_elementwise_independence(combo, dtype, n, placement):
 # bfloat16: 32 values), so that every tail length is a partial vector. The
 # bfloat16 blocks widen in lane order (csrc/cpu/half_io.h), which spreads a
 # tail over both float vectors, and the f' buffer of a shape or a blend must
-# follow that order: with tails stored in array order, lengths 5-7 and 13-15
-# (AVX2) got a wrong gradient that SIZES and the 3-value chunks missed.
+# follow that order: with the first len floats of a tail stored and read
+# back, tails of 5-11 values (AVX2) got a wrong gradient.
 LENGTH_COMBOS = DET_COMBOS + [
     ("relu", [], "sigmoid", [2.0], 0.3),  # blend: the layer's f' through a buffer
     ("tanh", [], "exact_plus", [0.1], 0.3, "output"),  # f'(y) through a buffer
@@ -1082,6 +1082,7 @@ _ISA_ORDER = ["DEFAULT", "AVX2", "AVX512"]
 _ISA_SELECTION = (
     "test_forward_equals_torch or test_exact_gradient or test_derivative_matches_reference "
     "or test_fractional_blend or (test_elementwise_independence and 1000003 and offset1) "
+    "or test_every_vector_length "
     "or test_kernel_isa_matches_request"
 )
 

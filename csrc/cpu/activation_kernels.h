@@ -344,7 +344,7 @@ inline void load_block(const char* src, int64_t stride, opmath_t* dst, int64_t n
       const scalar_t* in = reinterpret_cast<const scalar_t*>(src);
       int64_t j = 0;
       for (; j + VH::size() <= n; j += VH::size()) {
-        Vectorized<float> lo, hi;  // std::tie: see HalfIO::load
+        Vectorized<float> lo, hi;  // std::tie: see HalfConvert::widen (half_io.h)
         std::tie(lo, hi) = at::vec::convert_to_float<scalar_t>(VH::loadu(in + j));
         lo.store(dst + j);
         hi.store(dst + j + Vectorized<float>::size());

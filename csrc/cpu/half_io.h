@@ -3,9 +3,14 @@
 // needs CPU_CAPABILITY, like the file that includes it).
 //
 // One Vectorized<S> load widens into two float vectors, one store narrows two
-// back, rounding once to nearest even as ATen does: widening is exact and the
-// narrowing is ATen's, so the values are torch's bit for bit.
+// back, rounding once to nearest even: widening is exact and the narrowing is
+// that of ATen's vectorised conversions, so the values are the same bits
+// (a NaN narrows to 0xffff there, where c10's scalar conversion gives 0x7fc0).
 #pragma once
+
+#ifndef CPU_CAPABILITY
+#error "half_io.h is part of the per-ISA kernel builds: include activation_kernels.h"
+#endif
 
 #include <cstdint>
 #include <tuple>
