@@ -631,6 +631,13 @@ def _placed(pattern, n, placement):
     return pattern[idx][off:], idx[off:]
 
 
+def _one_element_tables(vals, grads, combo):
+    """y and grad_x of each pattern value computed alone: the reference for
+    every position, size and placement."""
+    singles = [_run(vals[i : i + 1].clone(), grads[i : i + 1].clone(), combo) for i in range(PERIOD)]
+    return torch.cat([s[0] for s in singles]), torch.cat([s[1] for s in singles])
+
+
 def _run(x, g, combo):
     act, ap, deriv, dp, b, *rest = combo
     save = rest[0] if rest else "input"
@@ -645,10 +652,7 @@ def _run(x, g, combo):
 @pytest.mark.parametrize("combo", DET_COMBOS, ids=DET_IDS)
 def test_elementwise_independence(combo, dtype, n, placement):
     vals, grads = _pattern(dtype)
-    # One element at a time: the reference for every position.
-    singles = [_run(vals[i : i + 1].clone(), grads[i : i + 1].clone(), combo) for i in range(PERIOD)]
-    y_table = torch.cat([s[0] for s in singles])
-    g_table = torch.cat([s[1] for s in singles])
+    y_table, g_table = _one_element_tables(vals, grads, combo)
     x, idx = _placed(vals, n, placement)
     g, gidx = _placed(grads, n, placement)
     assert torch.equal(idx, gidx) and x.shape == (n,)
@@ -679,9 +683,7 @@ LENGTH_IDS = DET_IDS + ["relu-sigmoid-blend", "tanh-exact_plus-output-blend", "r
 @pytest.mark.parametrize("combo", LENGTH_COMBOS, ids=LENGTH_IDS)
 def test_every_vector_length(combo, dtype):
     vals, grads = _pattern(dtype)
-    singles = [_run(vals[i : i + 1].clone(), grads[i : i + 1].clone(), combo) for i in range(PERIOD)]
-    y_table = torch.cat([s[0] for s in singles])
-    g_table = torch.cat([s[1] for s in singles])
+    y_table, g_table = _one_element_tables(vals, grads, combo)
     wrong = []
     for n in range(1, 72):
         idx = (torch.arange(n) * 7 + n) % PERIOD  # other values at each length

@@ -234,8 +234,7 @@ using HalfBackwardBlockFn = void (*)(const S* grad, const S* x, const float* sha
                                      const VecParams<float>& p, float blend, float center);
 
 // The f' buffers of a block are written and read as whole HalfIO vectors.
-static_assert(kBlock % Vectorized<at::BFloat16>::size() == 0 &&
-              kBlock % Vectorized<at::Half>::size() == 0);
+static_assert(kBlock % HalfIO<at::BFloat16>::kWidth == 0 && kBlock % HalfIO<at::Half>::kWidth == 0);
 
 template <class A, class S>
 void forward_half_block(const S* x, S* y, int64_t n, const VecParams<float>& p) {
