@@ -131,8 +131,8 @@ def test_save_output_gradient(act, dtype, blend):
     """save="output" keeps y and computes f' from it: the same gradient as
     save="input" up to the rounding of y (exactly torch's own for `exact`),
     and "auto" picks it for these activation/shape pairs. 40000 values: over
-    one parallel grain, so the TensorIterator path (test_op_contract checks
-    that small calls agree bitwise)."""
+    one parallel grain, so split over threads (test_op_contract checks that
+    results do not depend on sizes, placements or threads)."""
     x = make_x(dtype, n=40000)
     g = make_grad(x)
     b = None if blend is None else torch.tensor(blend, dtype=torch.float64)

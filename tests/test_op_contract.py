@@ -712,6 +712,27 @@ def test_thread_count_independence(combo, dtype, restore_threads):
             assert torch.equal(a.view(torch.uint8), b.view(torch.uint8)), f"{threads} threads differ from 1"
 
 
+@pytest.mark.skipif(not torch.backends.openmp.is_available() or not os.path.exists("/proc/self/maps"),
+                    reason="torch is not an OpenMP build, or no /proc here")
+def test_one_openmp_runtime():
+    """Dense tensors are split over threads by at::parallel_for, OpenMP code
+    compiled into the op library: its libgomp must be the copy torch loaded
+    (one thread pool, sized by torch.set_num_threads), not a second one. In a
+    fresh process: other packages of the test run (scikit-learn) bring their own."""
+    code = textwrap.dedent("""
+        import torch, artderiv
+        torch.set_num_threads(2)
+        x = torch.randn(1 << 20)
+        assert torch.equal(artderiv.relu(x), torch.relu(x))
+        with open("/proc/self/maps") as f:
+            print(sorted({l.split()[-1] for l in f if "gomp" in l or "libomp" in l or "libiomp" in l}))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    runtimes = json.loads(out.stdout.replace("'", '"'))
+    assert len(runtimes) == 1, f"OpenMP runtimes with torch and artderiv loaded: {runtimes}"
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 def test_fractional_blend_position_independence(dtype):
     """The same element gives the same gradient in a full vector and in a short tail."""

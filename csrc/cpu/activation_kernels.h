@@ -4,7 +4,7 @@
 //
 // Layout of the work:
 //   for_each_chunk: TensorIterator (strides, memory formats, stride-0 grads,
-//                   parallel_for), or for small dense operands flat arrays
+//                   parallel_for), or one thread's chunk of dense flat arrays
 //     -> for_each_block: blocks of kBlock values in the compute type
 //        (float for half/bfloat16, rounded once on the way out)
 //       -> *_block<Formula>: the formulas of formulas.h on Vectorized<T>,
@@ -405,9 +405,7 @@ void for_each_block(char** data, const int64_t* strides, int64_t n, const Comput
 
 // loop(data, strides, n) over chunks of the operands: the iterator's own
 // for_each (parallel, in libtorch's OpenMP), or one call on flat arrays,
-// which activation_cpu.cpp makes only below one parallel grain (ATen's
-// at::parallel_for would run serially here: this file is built without
-// -fopenmp, and a second OpenMP runtime is not worth it).
+// one thread's chunk (activation_cpu.cpp splits flat operands over threads).
 template <int kInputs, class Loop>
 void for_each_chunk(const Operands& ops, const Loop& loop) {
   if (ops.iter != nullptr) {

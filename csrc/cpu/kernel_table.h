@@ -12,9 +12,10 @@ namespace artderiv {
 namespace cpu {
 
 // The operands of one call: a TensorIterator (any strides, broadcast grads,
-// parallel), or, for small tensors (under one parallel grain) whose operands
-// are all dense with the same strides, flat arrays, which skip building an
-// iterator (a good part of a microsecond per call). Results do not depend on which.
+// parallel), or, when the operands are all dense with the same strides, one
+// thread's chunk of them as flat arrays (activation_cpu.cpp splits them), which
+// skips building an iterator (about a microsecond per call). Results do not
+// depend on which.
 struct Operands {
   at::TensorIteratorBase* iter;  // null: flat arrays below
   char* data[3];                 // output, then inputs (flat arrays only)
