@@ -1,10 +1,12 @@
 """The op contract: registrations, layouts, modes, determinism, errors, catalog."""
 
 import contextlib
+import glob
 import io
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -716,21 +718,32 @@ def test_thread_count_independence(combo, dtype, restore_threads):
                     reason="torch is not an OpenMP build, or no /proc here")
 def test_one_openmp_runtime():
     """Dense tensors are split over threads by at::parallel_for, OpenMP code
-    compiled into the op library: its libgomp must be the copy torch loaded
-    (one thread pool, sized by torch.set_num_threads), not a second one. In a
-    fresh process: other packages of the test run (scikit-learn) bring their own."""
+    compiled into the op library (GOMP_parallel, left for torch's libgomp to
+    define): a large dense call starts the thread pool, and the process
+    holds one OpenMP runtime, torch's. In a fresh process: other packages of
+    the test run (scikit-learn) bring their own."""
+    lib = glob.glob(os.path.join(os.path.dirname(artderiv.__file__), "_C*.so"))[0]
+    undefined = subprocess.run(["nm", "-D", "--undefined-only", lib], capture_output=True, text=True, check=True).stdout
+    assert re.search(r"\bGOMP_parallel\b", undefined), "the op library makes no OpenMP parallel region"
+    assert "libgomp" not in subprocess.run(["readelf", "-d", lib], capture_output=True, text=True, check=True).stdout
     code = textwrap.dedent("""
-        import torch, artderiv
-        torch.set_num_threads(2)
+        import json, os, torch, artderiv
+        torch.set_num_threads(1)
         x = torch.randn(1 << 20)
+        torch.set_num_threads(2)
+        before = len(os.listdir("/proc/self/task"))
         assert torch.equal(artderiv.relu(x), torch.relu(x))
+        after = len(os.listdir("/proc/self/task"))
         with open("/proc/self/maps") as f:
-            print(sorted({l.split()[-1] for l in f if "gomp" in l or "libomp" in l or "libiomp" in l}))
+            runtimes = sorted({l.split()[-1] for l in f if "gomp" in l or "libomp" in l or "libiomp" in l})
+        print(json.dumps({"threads": [before, after], "runtimes": runtimes}))
     """)
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    runtimes = json.loads(out.stdout.replace("'", '"'))
-    assert len(runtimes) == 1, f"OpenMP runtimes with torch and artderiv loaded: {runtimes}"
+    seen = json.loads(out.stdout.splitlines()[-1])
+    assert len(seen["runtimes"]) == 1, f"OpenMP runtimes with torch and artderiv loaded: {seen['runtimes']}"
+    before, after = seen["threads"]
+    assert after > before, f"a 2^20-value dense call on 2 threads started no thread ({before} -> {after})"
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)

@@ -1,5 +1,6 @@
-// CPU registration: builds the TensorIterator and runs the kernel table of
-// the best instruction set this CPU (and ATEN_CPU_CAPABILITY) allows.
+// CPU registration: hands the operands (flat chunks, or a TensorIterator) to
+// the kernel table of the best instruction set this CPU (and
+// ATEN_CPU_CAPABILITY) allows.
 #include <ATen/Version.h>
 #include <ATen/Parallel.h>
 #include <ATen/TensorIterator.h>
@@ -40,7 +41,7 @@ namespace {
 // at::parallel_for is inline OpenMP code in torch's OpenMP builds: without
 // -fopenmp here it would compile, and silently run every call on one thread.
 #if AT_PARALLEL_OPENMP && !defined(_OPENMP)
-#error "activation_cpu.cpp must be compiled with -fopenmp (torch uses OpenMP): setup.py and CMakeLists.txt add it"
+#error "activation_cpu.cpp must be compiled with -fopenmp (torch uses OpenMP): setup.py adds it when torch.backends.openmp.is_available(), CMakeLists.txt when find_package(OpenMP) succeeds"
 #endif
 
 // All dense (no gaps, no overlap) with one set of strides: then each is a
@@ -56,8 +57,8 @@ bool same_dense_layout(std::initializer_list<const at::Tensor*> ts) {
 }
 
 // run(operands) on flat arrays, split over threads as TensorIterator's
-// for_each would split them (chunks of at least one grain), without building
-// an iterator: that costs about a microsecond per call.
+// for_each would split them (only above one grain, into at most n / grain
+// chunks), without building an iterator: that costs about a microsecond.
 template <class Run>
 void for_each_flat_chunk(const at::Tensor& out, std::initializer_list<const at::Tensor*> inputs,
                          const Run& run) {
