@@ -1,7 +1,6 @@
 """The op contract: registrations, layouts, modes, determinism, errors, catalog."""
 
 import contextlib
-import glob
 import io
 import json
 import math
@@ -722,7 +721,7 @@ def test_one_openmp_runtime():
     define): a large dense call starts the thread pool, and the process
     holds one OpenMP runtime, torch's. In a fresh process: other packages of
     the test run (scikit-learn) bring their own."""
-    lib = glob.glob(os.path.join(os.path.dirname(artderiv.__file__), "_C*.so"))[0]
+    lib = artderiv.library_path()
     undefined = subprocess.run(["nm", "-D", "--undefined-only", lib], capture_output=True, text=True, check=True).stdout
     assert re.search(r"\bGOMP_parallel\b", undefined), "the op library makes no OpenMP parallel region"
     assert "libgomp" not in subprocess.run(["readelf", "-d", lib], capture_output=True, text=True, check=True).stdout

@@ -373,8 +373,9 @@ inline void store_block(const opmath_t* src, char* dst, int64_t stride, int64_t 
 }
 
 // One inner loop (a TensorIterator's, or one flat chunk): data[0] is the
-// output, data[1..kInputs] the inputs. compute(inputs, output, len) works on compute-type blocks; in the
-// common case (float/double, all contiguous) those point into the tensors.
+// output, data[1..kInputs] the inputs. compute(inputs, output, len) works on
+// compute-type blocks; in the common case (float/double, all contiguous)
+// those point into the tensors.
 template <class scalar_t, int kInputs, class Compute>
 void for_each_block(char** data, const int64_t* strides, int64_t n, const Compute& compute) {
   using opmath_t = at::opmath_type<scalar_t>;
