@@ -77,12 +77,6 @@ with_cuda = want_cuda()
 # the tail (and every ISA build) round alike: results never depend on position.
 cxx_flags = ["-O3", "-fvisibility=hidden", "-ffp-contract=off", "-Wno-unknown-pragmas"]
 define_macros = []
-if torch.backends.openmp.is_available():
-    # at::parallel_for (activation_cpu.cpp) is inline OpenMP code in torch's
-    # OpenMP builds. Compiled with -fopenmp but not linked to a runtime: the
-    # GOMP_* calls bind to the libgomp libtorch_cpu loads, so there is one
-    # runtime and one thread pool, sized by torch.set_num_threads.
-    cxx_flags.append("-fopenmp")
 
 srcs = sources("", ".cpp") + sources("autograd", ".cpp")
 srcs += ["csrc/cpu/activation_cpu.cpp", "csrc/cpu/activation_kernels_default.cpp"]

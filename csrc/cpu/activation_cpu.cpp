@@ -5,6 +5,12 @@
 #include <ATen/Parallel.h>
 #include <ATen/TensorIterator.h>
 #include <torch/library.h>
+#if __has_include(<torch/csrc/stable/c/shim.h>)
+#include <torch/csrc/stable/c/shim.h>  // torch_parallel_for
+#endif
+
+#include <atomic>
+#include <exception>
 
 #include "../ops.h"
 #include "kernel_table.h"
@@ -38,11 +44,35 @@ std::string cpu_kernel_isa() { return kernels().isa; }
 
 namespace {
 
-// at::parallel_for is inline OpenMP code in torch's OpenMP builds: without
-// -fopenmp here it would compile, and silently run every call on one thread.
-#if AT_PARALLEL_OPENMP && !defined(_OPENMP)
-#error "activation_cpu.cpp must be compiled with -fopenmp (torch uses OpenMP): setup.py adds it when torch.backends.openmp.is_available(), CMakeLists.txt when find_package(OpenMP) succeeds"
+#if !defined(TORCH_VERSION_2_10_0) || TORCH_FEATURE_VERSION < TORCH_VERSION_2_10_0
+#error "artderiv needs torch >= 2.10: it splits work with torch_parallel_for"
 #endif
+
+// f(begin, end) over [0, n), split as at::parallel_for splits it, by libtorch's
+// own at::parallel_for behind torch's stable C function. The inline copy in
+// ATen/Parallel.h is OpenMP code in torch's OpenMP builds: it would need
+// -fopenmp here, from a compiler whose runtime calls torch's libgomp has.
+// An exception in f is rethrown here, message intact (the C function would
+// turn it into an error code).
+template <class F>
+void parallel_for(int64_t n, const F& f) {
+  struct Context {
+    const F& f;
+    std::exception_ptr error;
+    std::atomic_flag failed = ATOMIC_FLAG_INIT;
+  } context{f};
+  const auto chunk = [](int64_t begin, int64_t end, void* ctx) {
+    auto& c = *static_cast<Context*>(ctx);
+    try {
+      c.f(begin, end);
+    } catch (...) {
+      if (!c.failed.test_and_set()) c.error = std::current_exception();
+    }
+  };
+  const AOTITorchError status = torch_parallel_for(0, n, at::internal::GRAIN_SIZE, chunk, &context);
+  if (context.error) std::rethrow_exception(context.error);
+  TORCH_CHECK(status == AOTI_TORCH_SUCCESS, "artderiv: torch_parallel_for failed");
+}
 
 // All dense (no gaps, no overlap) with one set of strides: then each is a
 // flat array in the same element order. y and grad_x come from empty_like,
@@ -66,7 +96,7 @@ void for_each_flat_chunk(const at::Tensor& out, std::initializer_list<const at::
   char* base[3] = {static_cast<char*>(out.data_ptr()), nullptr, nullptr};
   int k = 1;
   for (const at::Tensor* t : inputs) base[k++] = static_cast<char*>(const_cast<void*>(t->const_data_ptr()));
-  at::parallel_for(0, out.numel(), at::internal::GRAIN_SIZE, [&](int64_t begin, int64_t end) {
+  parallel_for(out.numel(), [&](int64_t begin, int64_t end) {
     cpu::Operands ops{nullptr, {}, end - begin, out.scalar_type()};
     for (int j = 0; j < k; ++j) ops.data[j] = base[j] + begin * elem;
     run(ops);
