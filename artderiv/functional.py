@@ -77,7 +77,10 @@ def _make_function(spec: dict):
     since signature binding per call would cost microseconds."""
     name, pspecs = spec["name"], spec["params"]
     params = [p["name"] for p in pspecs]
-    header = ", ".join(["x"] + [f"{p['name']}={p['default']!r}" for p in pspecs] + ["derivative=None", "*", "blend=None"])
+    # Each default is one object, bound by name, so that a call that leaves
+    # every parameter at its default is recognised with `is` (below).
+    defaults = {f"_default_{p['name']}": float(p["default"]) for p in pspecs}
+    header = ", ".join(["x"] + [f"{p['name']}=_default_{p['name']}" for p in pspecs] + ["derivative=None", "*", "blend=None"])
     # The common calls (no blend; the default or a named derivative) go
     # straight to the op with the fewest arguments: each argument the op
     # parses costs a fraction of a microsecond, a sizable part of a small call.
@@ -89,17 +92,17 @@ def _make_function(spec: dict):
         deriv_arg = "" if derivative is None else f", {derivative}" if params else f", derivative={derivative}"
         return f"_op(x, {act_args}{deriv_arg}, save='auto')"
 
-    def common_calls(call):  # call(derivative expression or None) -> the call's text
+    def common_calls(call, indent="        "):  # call(derivative expression or None) -> the call's text
         return (
-            f"        if derivative is None:\n"
-            f"            return {call(None)}\n"
-            f"        if derivative.__class__ is str:\n"
-            f"            return {call('derivative')}\n"
+            f"{indent}if derivative is None:\n"
+            f"{indent}    return {call(None)}\n"
+            f"{indent}if derivative.__class__ is str:\n"
+            f"{indent}    return {call('derivative')}\n"
         )
 
     def compiled(body, **names):
         text = f"def {name}({header}):\n{body}"
-        namespace = {"activation": activation, **names}
+        namespace = {"activation": activation, **defaults, **names}
         exec(compile(text, f"<artderiv.functional.{name}>", "exec"), namespace)
         return namespace[name]
 
@@ -119,13 +122,23 @@ def _make_function(spec: dict):
         # traceable function, which dynamo traces in this one's place.
         trailing_params = f", {param_list}" if params else ""
 
-        def boxed_call(derivative):
-            return f"_boxed(_plain, x, {name!r}, {derivative or repr('default')}{trailing_params})"
+        def boxed_call(derivative, trailing=trailing_params):
+            return f"_boxed(_plain, x, {name!r}, {derivative or repr('default')}{trailing})"
 
         forward_args = ", ".join(["x"] + params + ["derivative", "blend=blend"])
+        # Parameters left at their defaults are not passed at all: building
+        # and parsing the list costs about a microsecond (step at 2^10).
+        eager = common_calls(boxed_call)
+        if params:
+            at_defaults = " and ".join(f"{p} is _default_{p}" for p in params)
+            eager = (
+                f"        if {at_defaults}:\n"
+                + common_calls(lambda d: boxed_call(d, trailing=""), indent="            ")
+                + eager
+            )
         function = compiled(
             "    if blend is None and not _has_torch_function_unary(x):\n"
-            + common_calls(boxed_call)
+            + eager
             + f"    return _traceable({forward_args})\n",
             _boxed=boxed_ops.call, _plain=boxed_ops.plain,
             _traceable=traceable, _has_torch_function_unary=torch._C._has_torch_function_unary,

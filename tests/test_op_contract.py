@@ -195,6 +195,39 @@ def test_traced_function_records_the_plain_overload():
     assert_bitwise_equal(grad_of(loaded, x, g), grad_of(fn, x, g))
 
 
+PARAMETRISED = [a for a in artderiv.catalog()["activations"] if a["params"] and a["name"] != "gelu_tanh"]
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace` is deprecated")
+@pytest.mark.parametrize("spec", PARAMETRISED, ids=[a["name"] for a in PARAMETRISED])
+def test_parameters_left_at_defaults_are_not_passed(spec):
+    # An eager call that leaves every parameter at its default passes no
+    # parameter list (parsing one costs about a microsecond); the result is
+    # the op's with the defaults, and any explicit value is still passed.
+    name, defaults = spec["name"], [p["default"] for p in spec["params"]]
+    fn = getattr(artderiv, name)
+    x = make_layout("transposed")
+    g = make_grad(x)
+    for deriv in (None, "atan"):
+        want = lambda t: OPS.activation.default(t, name, defaults, deriv or "default", [], None, "auto")  # noqa: E731
+        for call in (lambda t: fn(t, derivative=deriv), lambda t: fn(t, *defaults, deriv)):
+            assert_bitwise_equal(call(x), want(x))
+            assert_bitwise_equal(grad_of(call, x, g), grad_of(want, x, g))
+
+    def params_passed(call):
+        (node,) = [n for n in torch.jit.trace(call, x).graph.nodes() if n.kind() == "artderiv::activation"]
+        assert node.schema().startswith("artderiv::activation.plain(")
+        return [i.toIValue() for i in list(node.inputs())[3].node().inputs()]
+
+    assert params_passed(lambda t: fn(t)) == []
+    assert params_passed(lambda t: fn(t, derivative="atan")) == []
+    changed = [d + 0.25 for d in defaults]
+    assert params_passed(lambda t: fn(t, *changed)) == changed
+    equal_copies = [d * 1.0 for d in defaults]  # equal values, other objects: passed
+    assert all(c is not d for c, d in zip(equal_copies, defaults))
+    assert params_passed(lambda t: fn(t, *equal_copies)) == defaults
+
+
 def relu_sigmoid_plain(t: torch.Tensor) -> torch.Tensor:  # module level: jit.script reads its source
     # (TorchScript takes no overload name: the arguments select the overload)
     return torch.ops.artderiv.activation(t, "relu", "sigmoid")
