@@ -195,7 +195,7 @@ def test_traced_function_records_the_plain_overload():
     assert_bitwise_equal(grad_of(loaded, x, g), grad_of(fn, x, g))
 
 
-PARAMETRISED = [a for a in artderiv.catalog()["activations"] if a["params"] and a["name"] != "gelu_tanh"]
+PARAMETRISED = [a for a in artderiv.catalog()["activations"] if a["params"]]
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.trace` is deprecated")
@@ -205,12 +205,14 @@ def test_parameters_left_at_defaults_are_not_passed(spec):
     # parameter list (parsing one costs about a microsecond); the result is
     # the op's with the defaults, and any explicit value is still passed.
     name, defaults = spec["name"], [p["default"] for p in spec["params"]]
+    equal_copies = [d * 1.0 for d in defaults]  # equal values, other objects than the defaults: passed
+    assert all(c is not d for c, d in zip(equal_copies, defaults))
     fn = getattr(artderiv, name)
     x = make_layout("transposed")
     g = make_grad(x)
     for deriv in (None, "atan"):
         want = lambda t: OPS.activation.default(t, name, defaults, deriv or "default", [], None, "auto")  # noqa: E731
-        for call in (lambda t: fn(t, derivative=deriv), lambda t: fn(t, *defaults, deriv)):
+        for call in (lambda t: fn(t, derivative=deriv), lambda t: fn(t, *equal_copies, deriv)):
             assert_bitwise_equal(call(x), want(x))
             assert_bitwise_equal(grad_of(call, x, g), grad_of(want, x, g))
 
@@ -223,8 +225,6 @@ def test_parameters_left_at_defaults_are_not_passed(spec):
     assert params_passed(lambda t: fn(t, derivative="atan")) == []
     changed = [d + 0.25 for d in defaults]
     assert params_passed(lambda t: fn(t, *changed)) == changed
-    equal_copies = [d * 1.0 for d in defaults]  # equal values, other objects: passed
-    assert all(c is not d for c, d in zip(equal_copies, defaults))
     assert params_passed(lambda t: fn(t, *equal_copies)) == defaults
 
 
@@ -751,9 +751,10 @@ def test_dense_calls_use_torchs_thread_pool():
     """Dense tensors are split over threads by libtorch's at::parallel_for,
     reached through torch's stable torch_parallel_for: the op library has no
     OpenMP code of its own (no GOMP_* / __kmpc_* calls, no runtime linked),
-    a large dense call on 2 threads starts torch's pool, and the process holds
-    at most one OpenMP runtime, torch's. In a fresh process: other packages of
-    the test run (scikit-learn) bring their own."""
+    a large dense call on 2 threads starts torch's pool, and the op library
+    brings no OpenMP runtime of its own (at most one is mapped: torch's, or
+    MKL's). In a fresh process: other packages of the test run (scikit-learn)
+    bring their own."""
     lib = artderiv.library_path()
     undefined = subprocess.run(["nm", "-D", "--undefined-only", lib], capture_output=True, text=True, check=True).stdout
     assert re.search(r"\btorch_parallel_for\b", undefined), "the op library does not split work with torch_parallel_for"
@@ -762,12 +763,14 @@ def test_dense_calls_use_torchs_thread_pool():
     assert not re.search(r"lib(g|i)?omp", needed), "the op library links an OpenMP runtime"
     code = textwrap.dedent("""
         import json, os, torch, artderiv
-        torch.set_num_threads(1)
+        torch.set_num_threads(1)  # torch's own ops start no thread here
         x = torch.randn(1 << 20)
+        want = torch.relu(x)
         torch.set_num_threads(2)
         before = len(os.listdir("/proc/self/task"))
-        assert torch.equal(artderiv.relu(x), torch.relu(x))
+        y = artderiv.relu(x)
         after = len(os.listdir("/proc/self/task"))
+        assert torch.equal(y, want)
         with open("/proc/self/maps") as f:
             runtimes = sorted({l.split()[-1] for l in f if "gomp" in l or "libomp" in l or "libiomp" in l})
         print(json.dumps({"threads": [before, after], "runtimes": runtimes}))
@@ -775,8 +778,7 @@ def test_dense_calls_use_torchs_thread_pool():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     seen = json.loads(out.stdout.splitlines()[-1])
-    expected = 1 if torch.backends.openmp.is_available() else 0
-    assert len(seen["runtimes"]) == expected, f"OpenMP runtimes with torch and artderiv loaded: {seen['runtimes']}"
+    assert len(seen["runtimes"]) <= 1, f"OpenMP runtimes with torch and artderiv loaded: {seen['runtimes']}"
     before, after = seen["threads"]
     assert after > before, f"a 2^20-value dense call on 2 threads started no thread ({before} -> {after})"
 

@@ -51,7 +51,8 @@ namespace {
 // f(begin, end) over [0, n), split as at::parallel_for splits it, by libtorch's
 // own at::parallel_for behind torch's stable C function. The inline copy in
 // ATen/Parallel.h is OpenMP code in torch's OpenMP builds: it would need
-// -fopenmp here, from a compiler whose runtime calls torch's libgomp has.
+// -fopenmp here, from a compiler whose OpenMP calls torch's libgomp provides
+// (GCC's, not clang's).
 // An exception in f is rethrown here, message intact (the C function would
 // turn it into an error code).
 template <class F>
@@ -71,7 +72,7 @@ void parallel_for(int64_t n, const F& f) {
   };
   const AOTITorchError status = torch_parallel_for(0, n, at::internal::GRAIN_SIZE, chunk, &context);
   if (context.error) std::rethrow_exception(context.error);
-  TORCH_CHECK(status == AOTI_TORCH_SUCCESS, "artderiv: torch_parallel_for failed");
+  TORCH_CHECK(status == AOTI_TORCH_SUCCESS, "artderiv: torch_parallel_for failed (torch logs the reason)");
 }
 
 // All dense (no gaps, no overlap) with one set of strides: then each is a

@@ -405,7 +405,7 @@ void for_each_block(char** data, const int64_t* strides, int64_t n, const Comput
 }
 
 // loop(data, strides, n) over chunks of the operands: the iterator's own
-// for_each (parallel, in libtorch's OpenMP), or one call on flat arrays,
+// for_each (parallel, in libtorch's thread pool), or one call on flat arrays,
 // one thread's chunk (activation_cpu.cpp splits flat operands over threads).
 template <int kInputs, class Loop>
 void for_each_chunk(const Operands& ops, const Loop& loop) {
