@@ -79,8 +79,9 @@ def _make_function(spec: dict):
     params = [p["name"] for p in pspecs]
     # Each default is one object, bound by name, so that a call that leaves
     # every parameter at its default is recognised with `is` (below).
-    defaults = {f"_default_{p['name']}": float(p["default"]) for p in pspecs}
-    header = ", ".join(["x"] + [f"{p['name']}=_default_{p['name']}" for p in pspecs] + ["derivative=None", "*", "blend=None"])
+    default_name = {p: f"_default_{p}" for p in params}
+    defaults = {default_name[p["name"]]: float(p["default"]) for p in pspecs}
+    header = ", ".join(["x"] + [f"{p}={default_name[p]}" for p in params] + ["derivative=None", "*", "blend=None"])
     # The common calls (no blend; the default or a named derivative) go
     # straight to the op with the fewest arguments: each argument the op
     # parses costs a fraction of a microsecond, a sizable part of a small call.
@@ -130,7 +131,7 @@ def _make_function(spec: dict):
         # and parsing the list costs about a microsecond (step at 2^10).
         eager = common_calls(boxed_call)
         if params:
-            at_defaults = " and ".join(f"{p} is _default_{p}" for p in params)
+            at_defaults = " and ".join(f"{p} is {default_name[p]}" for p in params)
             eager = (
                 f"        if {at_defaults}:\n"
                 + common_calls(lambda d: boxed_call(d, trailing=""), indent="            ")
