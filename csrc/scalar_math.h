@@ -34,6 +34,13 @@ ARTDERIV_HD double abs(double x) { return ::fabs(x); }
 ARTDERIV_HD float exp(float x) { return ::expf(x); }
 ARTDERIV_HD double exp(double x) { return ::exp(x); }
 
+// 1 + e^x: the logistic's denominator (sigmoid, silu). A primitive of its own
+// because it needs less range handling than exp: where e^x is below 2^-24,
+// 1 + e^x is 1 whatever e^x is, so the CPU's vector version skips exp's
+// subnormal path (vec_math.h) and still gives these bits.
+ARTDERIV_HD float one_plus_exp(float x) { return 1.0f + ::expf(x); }
+ARTDERIV_HD double one_plus_exp(double x) { return 1.0 + ::exp(x); }
+
 ARTDERIV_HD float expm1(float x) { return ::expm1f(x); }
 ARTDERIV_HD double expm1(double x) { return ::expm1(x); }
 

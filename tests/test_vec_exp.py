@@ -5,7 +5,8 @@ written inline, for speed. It must stay bit for bit what ATen computes:
   flags, compares it with Vectorized<float>::exp (Sleef) on every 61st float
   bit pattern and on every float with |x| in [64, 128), where exp over- and
   underflows (about 87 million values per ISA; run the built program with
-  stride 1 to compare all 2^32 floats, about a minute);
+  stride 1 to compare all 2^32 floats, about a minute); likewise
+  one_plus_exp, the logistic's denominator, with 1 + Sleef's exp;
 * through the ops, the float32 forwards that ATen computes with the same
   formula (sigmoid, silu, softplus, selu) equal torch's bit for bit.
 """
@@ -65,7 +66,7 @@ def test_inline_vector_exp_equals_sleef_bit_for_bit(isa, tmp_path):
     done = subprocess.run([str(exe), "61"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     found = re.search(r"compared (\d+) floats, (\d+) mismatches", done.stdout)
-    assert found and int(found[1]) > 87_000_000 and found[2] == "0", done.stdout
+    assert found and int(found[1]) > 2 * 87_000_000 and found[2] == "0", done.stdout
 
 
 def float_sweep():

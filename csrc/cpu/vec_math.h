@@ -81,11 +81,16 @@ inline FloatBits pow2i(IntBits q) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(q, _mm512_set1_epi32(0x7f)), 23));
 }
 inline IntBits half(IntBits q) { return _mm512_srai_epi32(q, 1); }
+inline IntBits set1i(int v) { return _mm512_set1_epi32(v); }
 inline IntBits sub(IntBits a, IntBits b) { return _mm512_sub_epi32(a, b); }
 // 0 where x < lo (false for NaN), +inf where x > hi, else u
 inline FloatBits clamp_range(FloatBits x, FloatBits u, float lo, float hi) {
   u = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, set1(lo), _CMP_NLT_UQ), u);
   return _mm512_mask_mov_ps(u, _mm512_cmp_ps_mask(set1(hi), x, _CMP_LT_OQ), set1(INFINITY));
+}
+// x into [lo, hi]; maxps/minps return their second operand, x, for a NaN x
+inline FloatBits clamp(FloatBits x, float lo, float hi) {
+  return _mm512_min_ps(set1(hi), _mm512_max_ps(set1(lo), x));
 }
 #else
 using FloatBits = __m256;
@@ -100,37 +105,66 @@ inline FloatBits pow2i(IntBits q) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(q, _mm256_set1_epi32(0x7f)), 23));
 }
 inline IntBits half(IntBits q) { return _mm256_srai_epi32(q, 1); }
+inline IntBits set1i(int v) { return _mm256_set1_epi32(v); }
 inline IntBits sub(IntBits a, IntBits b) { return _mm256_sub_epi32(a, b); }
 inline FloatBits clamp_range(FloatBits x, FloatBits u, float lo, float hi) {
   u = _mm256_andnot_ps(_mm256_cmp_ps(x, set1(lo), _CMP_LT_OQ), u);
   return _mm256_blendv_ps(u, set1(INFINITY), _mm256_cmp_ps(set1(hi), x, _CMP_LT_OQ));
 }
+inline FloatBits clamp(FloatBits x, float lo, float hi) {
+  return _mm256_min_ps(set1(hi), _mm256_max_ps(set1(lo), x));
+}
 #endif
-}  // namespace CPU_CAPABILITY
-}  // namespace detail
 
-inline at::vec::Vectorized<float> exp(const at::vec::Vectorized<float>& vx) {
-  using namespace detail::CPU_CAPABILITY;
-  const FloatBits x = vx;
-  // x = q ln2 + s, |s| <= ln2/2, with ln2 split in two for an exact q ln2
+// Sleef's reduction and polynomial: x = q ln2 + s, |s| <= ln2/2 (ln2 split in
+// two for an exact q ln2); returns e^s = 1 + s + s^2 P(s), and q.
+struct ExpParts {
+  FloatBits exp_s;
+  IntBits q;
+};
+inline ExpParts exp_parts(FloatBits x) {
   const IntBits q = round_to_int(mul(x, set1(1.442695040888963407359924681001892137426645954152985934135449406931f)));
   const FloatBits qf = to_float(q);
   FloatBits s = fma(qf, set1(-0.693145751953125f), x);
   s = fma(qf, set1(-1.428606765330187045e-06f), s);
-  // e^s = 1 + s + s^2 P(s)
   FloatBits u = set1(0.000198527617612853646278381f);
   u = fma(u, s, set1(0.00139304355252534151077271f));
   u = fma(u, s, set1(0.00833336077630519866943359f));
   u = fma(u, s, set1(0.0416664853692054748535156f));
   u = fma(u, s, set1(0.166666671633720397949219f));
   u = fma(u, s, set1(0.5f));
-  u = add(set1(1.0f), fma(mul(s, s), u, s));
+  return {add(set1(1.0f), fma(mul(s, s), u, s)), q};
+}
+}  // namespace CPU_CAPABILITY
+}  // namespace detail
+
+inline at::vec::Vectorized<float> exp(const at::vec::Vectorized<float>& vx) {
+  using namespace detail::CPU_CAPABILITY;
+  const FloatBits x = vx;
+  const auto [u, q] = exp_parts(x);
   // times 2^q in two steps, so that q down to -150 still gives subnormals
   const IntBits h = half(q);
-  u = mul(mul(u, pow2i(h)), pow2i(sub(q, h)));
-  return clamp_range(x, u, -104.0f, 100.0f);
+  return clamp_range(x, mul(mul(u, pow2i(h)), pow2i(sub(q, h))), -104.0f, 100.0f);
+}
+
+// 1 + e^x, with the bits of 1 + exp(x) above (vec_exp_check.cpp), in fewer
+// instructions: x is clamped to [-32, 89] first, which changes no result:
+// below -32, e^x < 2^-46 and 1 + e^x rounds to 1 either way; from 88.73 up,
+// e^x overflows to inf either way. In that range q is in [-46, 128], so 2^(q-1)
+// is a normal number and e^s 2^(q-1), doubled, is exp's two-step product
+// (both exact, or both overflow), without exp's range selects.
+inline at::vec::Vectorized<float> one_plus_exp(const at::vec::Vectorized<float>& vx) {
+  using namespace detail::CPU_CAPABILITY;
+  const auto [u, q] = exp_parts(clamp(vx, -32.0f, 89.0f));
+  const FloatBits e = mul(u, pow2i(sub(q, set1i(1))));
+  return add(set1(1.0f), add(e, e));
 }
 #endif
+
+template <class T>
+inline at::vec::Vectorized<T> one_plus_exp(const at::vec::Vectorized<T>& x) {
+  return at::vec::Vectorized<T>(T(1)) + x.exp();
+}
 
 template <class T>
 inline at::vec::Vectorized<T> expm1(const at::vec::Vectorized<T>& x) {

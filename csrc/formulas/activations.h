@@ -210,7 +210,7 @@ struct Silu : ActivationBase {
   static constexpr std::array<ParamSpec, 0> params{};
   template <class T>
   ARTDERIV_HD static T forward(T x, const Params<T>&) {
-    return x / (T(1) + math::exp(math::neg(x)));
+    return x / math::one_plus_exp(math::neg(x));
   }
   template <class T>
   ARTDERIV_HD static T derivative(T x, const Params<T>&) {

@@ -33,7 +33,7 @@ struct ParamSpec {
 // Logistic sigma(x) = 1 / (1 + exp(-x)), as in ATen's CPU and CUDA sigmoid.
 template <class T>
 ARTDERIV_HD T logistic(T x) {
-  return T(1) / (T(1) + math::exp(math::neg(x)));
+  return T(1) / math::one_plus_exp(math::neg(x));
 }
 
 struct ActivationBase {

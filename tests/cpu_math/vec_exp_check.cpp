@@ -1,11 +1,14 @@
 // Compares artderiv::math::exp on Vectorized<float> (csrc/cpu/vec_math.h)
-// with Vectorized<float>::exp (Sleef's expf_u10, what ATen uses) bit for bit.
+// with Vectorized<float>::exp (Sleef's expf_u10, what ATen uses) bit for bit,
+// and artderiv::math::one_plus_exp with 1 + Sleef's exp (the logistic's
+// denominator, as ATen's sigmoid and silu compute it).
 // Built per ISA by tests/test_vec_exp.py with the kernel files' flags and
 // CPU_CAPABILITY macros.
 //
 //   vec_exp_check STRIDE   every STRIDE-th float bit pattern, plus every float
 //                          with |x| in [64, 128) (where exp over- and underflows)
-// Prints the number of values compared and of mismatches; exits 1 on any
+// Prints the number of values compared (each x counts twice: exp and
+// one_plus_exp) and of mismatches; exits 1 on any
 // mismatch, 2 if the inline exp is not compiled in for this ISA.
 #include <cinttypes>
 #include <cstdio>
@@ -18,18 +21,26 @@ using Vec = at::vec::Vectorized<float>;
 
 static uint64_t compared = 0, mismatches = 0;
 
-static void check(const uint32_t* bits) {
-  float x[Vec::size()], mine[Vec::size()], sleef[Vec::size()];
-  std::memcpy(x, bits, sizeof(x));
-  const Vec v = Vec::loadu(x);
-  artderiv::math::exp(v).store(mine);
-  v.exp().store(sleef);
+static void compare(const char* what, const float* x, const uint32_t* bits, const Vec& mine_v,
+                    const Vec& sleef_v) {
+  float mine[Vec::size()], sleef[Vec::size()];
+  mine_v.store(mine);
+  sleef_v.store(sleef);
   for (int i = 0; i < Vec::size(); ++i) {
     ++compared;
     if (std::memcmp(&mine[i], &sleef[i], sizeof(float)) != 0 && mismatches++ < 10) {
-      std::printf("mismatch: exp(%a) [bits %08" PRIx32 "]: inline %a, Sleef %a\n", x[i], bits[i], mine[i], sleef[i]);
+      std::printf("mismatch: %s(%a) [bits %08" PRIx32 "]: inline %a, Sleef %a\n", what, x[i], bits[i],
+                  mine[i], sleef[i]);
     }
   }
+}
+
+static void check(const uint32_t* bits) {
+  float x[Vec::size()];
+  std::memcpy(x, bits, sizeof(x));
+  const Vec v = Vec::loadu(x);
+  compare("exp", x, bits, artderiv::math::exp(v), v.exp());
+  compare("one_plus_exp", x, bits, artderiv::math::one_plus_exp(v), Vec(1.0f) + v.exp());
 }
 
 int main(int argc, char** argv) {
