@@ -35,9 +35,10 @@ ARTDERIV_HD float exp(float x) { return ::expf(x); }
 ARTDERIV_HD double exp(double x) { return ::exp(x); }
 
 // 1 + e^x: the logistic's denominator (sigmoid, silu). A primitive of its own
-// because it needs less range handling than exp: where e^x is below 2^-24,
-// 1 + e^x is 1 whatever e^x is, so the CPU's vector version skips exp's
-// subnormal path (vec_math.h) and still gives these bits.
+// because it needs less range handling than exp: where e^x is tiny, 1 + e^x
+// is 1 whatever e^x is, and where it overflows the sum is inf. The CPU's
+// vector version (vec_math.h) skips exp's subnormal path and range selects
+// and gives the bits of 1 + its vector exp (Sleef's).
 ARTDERIV_HD float one_plus_exp(float x) { return 1.0f + ::expf(x); }
 ARTDERIV_HD double one_plus_exp(double x) { return 1.0 + ::exp(x); }
 

@@ -155,7 +155,8 @@ inline at::vec::Vectorized<float> exp(const at::vec::Vectorized<float>& vx) {
 // (both exact, or both overflow), without exp's range selects.
 inline at::vec::Vectorized<float> one_plus_exp(const at::vec::Vectorized<float>& vx) {
   using namespace detail::CPU_CAPABILITY;
-  const auto [u, q] = exp_parts(clamp(vx, -32.0f, 89.0f));
+  const FloatBits x = vx;  // (a Vectorized argument would pick at::vec::clamp)
+  const auto [u, q] = exp_parts(clamp(x, -32.0f, 89.0f));
   const FloatBits e = mul(u, pow2i(sub(q, set1i(1))));
   return add(set1(1.0f), add(e, e));
 }
