@@ -18,7 +18,8 @@ Method (a noisy 2-core VM punishes naive timing):
     backward is timed with torch.autograd.grad on a retained graph (no gradient
     accumulation); threads are set explicitly and recorded.
 Outputs: a table on stdout, OUTDIR/results.json, OUTDIR/bandwidth.png (if
-matplotlib is installed), OUTDIR/results.md (the table in Markdown).
+matplotlib is installed), OUTDIR/results.md (the table in Markdown), and
+OUTDIR/rows_<regime>.jsonl, written cell by cell as the run goes.
 """
 
 import argparse
@@ -58,7 +59,8 @@ def parse_args(argv=None):
     p.add_argument("--min-time", type=float, default=0.03, help="seconds per measurement")
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out"))
     p.add_argument("--quick", action="store_true", help="tiny sizes, 2 rounds, no compile")
-    p.add_argument("--summarize", metavar="RESULTS_JSON", help="print the target table of an earlier run and exit")
+    p.add_argument("--summarize", metavar="RESULTS", help="print the target table of an earlier run's results.json "
+                   "(or of the rows_<regime>.jsonl a stopped run left) and exit")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
@@ -145,9 +147,10 @@ def measure(args, case, dtype_name, log2n, regime):
     impls = recipes.implementations(case, peers)
     # Enough buffers that a rotation touches more than the last-level cache.
     nbuf = max(1, min(64, -(-2 * last_level_cache_bytes() // (3 * n * elem)))) if device == "cpu" else 2
-    gen = torch.Generator(device="cpu").manual_seed(0)
-    xs = [torch.randn(n, generator=gen).to(device=device, dtype=dtype) for _ in range(nbuf)]
-    gs = [torch.randn(n, generator=gen).to(device=device, dtype=dtype) for _ in range(nbuf)]
+    # Drawn where they are used: 2^28 values drawn on the CPU take seconds per buffer.
+    gen = torch.Generator(device=device).manual_seed(0)
+    xs = [torch.randn(n, generator=gen, device=device).to(dtype) for _ in range(nbuf)]
+    gs = [torch.randn(n, generator=gen, device=device).to(dtype) for _ in range(nbuf)]
     tasks = {}
     phases = args.phases.split(",")
     for name, f in impls.items():
@@ -207,13 +210,31 @@ def run_child(args):
 
     functorch_config.donated_buffer = False
     rows = []
-    for case_text in args.cases.split(","):
-        case = recipes.parse_case(case_text)
-        for dtype_name in args.dtypes.split(","):
-            for log2n in [int(s) for s in args.sizes.split(",")]:
-                rows += measure(args, case, dtype_name, log2n, args.child)
-                print(f"  measured {case.name} {dtype_name} 2^{log2n} ({args.child})", file=sys.stderr, flush=True)
+    # Each cell's rows are also written as soon as it is measured, so a run
+    # stopped by a timeout keeps what it measured (--summarize reads the file).
+    with open(partial_rows_path(args.out, args.child), "w") as partial:
+        for case_text in args.cases.split(","):
+            case = recipes.parse_case(case_text)
+            for dtype_name in args.dtypes.split(","):
+                for log2n in [int(s) for s in args.sizes.split(",")]:
+                    cell = measure(args, case, dtype_name, log2n, args.child)
+                    rows += cell
+                    partial.writelines(json.dumps(r) + "\n" for r in cell)
+                    partial.flush()
+                    print(f"  measured {case.name} {dtype_name} 2^{log2n} ({args.child})", file=sys.stderr, flush=True)
     return rows
+
+
+def partial_rows_path(out: str, regime: str) -> str:
+    return os.path.join(out, f"rows_{regime}.jsonl")
+
+
+def load_rows(path: str) -> list:
+    """The rows of a results.json, or of a run's rows_<regime>.jsonl files."""
+    with open(path) as f:
+        if path.endswith(".jsonl"):
+            return [json.loads(line) for line in f if line.strip()]
+        return json.load(f)["rows"]
 
 
 def format_table(rows) -> str:
@@ -299,8 +320,7 @@ def plot(rows, path) -> bool:
 def main(argv=None):
     args = parse_args(argv)
     if args.summarize:
-        with open(args.summarize) as f:
-            print(targets(json.load(f)["rows"]))
+        print(targets(load_rows(args.summarize)))
         return 0
     if args.child:
         rows = run_child(args)

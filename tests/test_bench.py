@@ -34,6 +34,15 @@ def test_bench_quick_outputs(tmp_path):
     md = (tmp_path / "results.md").read_text()
     assert md.startswith("Machine:") and "| artderiv |" not in md.splitlines()[0]
     assert "relu:sigmoid" in proc.stdout
+    # The rows are also written cell by cell, for a run a timeout stops; the
+    # target table reads them as it reads results.json.
+    partial = tmp_path / "rows_kernel.jsonl"
+    assert [json.loads(line) for line in partial.read_text().splitlines()] == rows
+    summaries = [subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "bench.py"), "--summarize", str(path)],
+                                cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
+                                env=dict(os.environ, PYTHONPATH=ROOT)).stdout
+                 for path in (partial, tmp_path / "results.json")]
+    assert summaries[0] == summaries[1] and "| target |" in summaries[0]
 
 
 def test_gpu_check_script_is_valid_bash():
