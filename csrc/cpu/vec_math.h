@@ -159,7 +159,8 @@ inline at::vec::Vectorized<float> one_plus_exp(const at::vec::Vectorized<float>&
   const FloatBits x = vx;  // (a Vectorized argument would pick at::vec::clamp)
   const auto [u, q] = exp_parts(clamp(x, -32.0f, 89.0f));
   const FloatBits e = mul(u, pow2i(sub(q, set1i(1))));
-  return add(set1(1.0f), add(e, e));
+  // 2e + 1, rounded once: as 1 + (e + e), whose doubling is exact (or inf, as here)
+  return fma(e, set1(2.0f), set1(1.0f));
 }
 #endif
 
