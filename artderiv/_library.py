@@ -1,6 +1,5 @@
 """Loads the compiled op library and reads its catalog."""
 
-import functools
 import glob
 import json
 import os
@@ -63,14 +62,23 @@ def _boxed_entry() -> Optional[BoxedOps]:
 boxed_ops = _boxed_entry()
 
 
-@functools.lru_cache(maxsize=None)
-def catalog() -> dict:
-    """Every activation and derivative the library knows, as defined in csrc/formulas.h."""
+def _read_catalog() -> dict:
     data = json.loads(torch.ops.artderiv.catalog())
     for entry in data["activations"] + data["derivatives"]:
         for p in entry["params"]:
             p["default"] = float(p["default"])
     return data
+
+
+# Read once, at import: a function that makes a derivative object or a module
+# then runs under torch.compile(fullgraph=True) too, where the op that returns
+# the JSON text (not a tensor) cannot be traced.
+_CATALOG = _read_catalog()
+
+
+def catalog() -> dict:
+    """Every activation and derivative the library knows, as defined in csrc/formulas.h."""
+    return _CATALOG
 
 
 def cpu_kernel_isa() -> str:

@@ -29,14 +29,20 @@ def parse_derivative(text: str) -> D.Derivative:
     params = {}
     for item in filter(None, text_params.split(",")):
         key, _, value = item.partition("=")
-        params[key] = [float(v) for v in value.split("/")] if "/" in value else float(value)
+        try:
+            params[key] = [float(v) for v in value.split("/")] if "/" in value else float(value)
+        except ValueError:
+            raise ValueError(f"--derivative {text!r}: {key!r} must be a number (or numbers a/b/c), got {value!r}") from None
     if name == "table":
         return D.table(params.get("knots", []), params.get("values", []))
     return D.Derivative(name, **params)
 
 
 def parse_activation_params(items: List[str]) -> List[float]:
-    return [float(v) for v in items]
+    try:
+        return [float(v) for v in items]
+    except ValueError:
+        raise ValueError(f"activation parameters must be numbers, got {' '.join(items)!r}") from None
 
 
 def curves(name: str, params: List[float], derivative: D.Derivative, lo=-4.0, hi=4.0, n=801):
@@ -129,7 +135,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.set_defaults(fn=cmd_docs)
     sub.add_parser("demo", help="train with exact vs artificial derivatives (the main job; see artderiv demo --help)")
     args = parser.parse_args(argv)
-    return args.fn(args)
+    if args.command != "plot":
+        return args.fn(args)
+    try:
+        return args.fn(args)
+    except (ValueError, TypeError) as e:  # what the user typed: a message, not a traceback
+        parser.exit(2, f"artderiv plot: error: {e}\n")
 
 
 if __name__ == "__main__":

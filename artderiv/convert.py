@@ -54,13 +54,58 @@ def _resolve_types(activations):
     return tuple(types)
 
 
-def _replace_children(module: nn.Module, make) -> None:
-    for name, child in module.named_children():
-        replacement = make(child)
-        if replacement is not None:
-            setattr(module, name, replacement)
-        else:
-            _replace_children(child, make)
+# What Module.__call__ runs besides forward (the kwargs and always-call
+# companions are missing from some torch versions).
+_HOOK_ATTRS = (
+    "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_forward_hooks", "_forward_hooks_with_kwargs",
+    "_forward_hooks_always_called", "_backward_pre_hooks", "_backward_hooks", "_is_full_backward_hook",
+)
+
+
+def _take_place(old: nn.Module, new: nn.Module) -> nn.Module:
+    """``new``, given ``old``'s training flag and hooks. The hook dicts are
+    shared, not copied, so the handles that registered them (a Monitor's, say)
+    still remove them."""
+    new.training = old.training
+    for attr in _HOOK_ATTRS:
+        if attr in vars(old):
+            vars(new)[attr] = vars(old)[attr]
+    return new
+
+
+def _replace_modules(model: nn.Module, make, owner: str) -> nn.Module:
+    """Puts make(m) in place of every module m of ``model`` (``model`` included)
+    for which it is not None, and searches the others. A module in several
+    places gets one replacement, so it stays shared. Every replacement is made
+    before anything changes: an error leaves ``model`` as it was."""
+    if isinstance(model, torch.jit.ScriptModule):
+        raise TypeError(
+            f"artderiv.{owner}: the model is a TorchScript module, whose submodules cannot be replaced; "
+            f"{owner} the eager model before torch.jit.script / trace"
+        )
+    replacement = make(model)
+    if replacement is not None:
+        return _take_place(model, replacement)
+    replacements = {id(model): None}  # id(module) -> its replacement; None: kept
+    slots = []
+
+    def search(module):
+        # _modules, not named_children(), which yields a module once however many places it fills.
+        for name, child in module._modules.items():
+            if child is None:
+                continue
+            if id(child) not in replacements:
+                new = make(child)
+                replacements[id(child)] = new if new is None else _take_place(child, new)
+                if new is None:
+                    search(child)
+            if replacements[id(child)] is not None:
+                slots.append((module, name, replacements[id(child)]))
+
+    search(model)
+    for module, name, new in slots:
+        setattr(module, name, new)
+    return model
 
 
 def convert(
@@ -71,11 +116,14 @@ def convert(
     """Replaces matching torch.nn activation modules anywhere in ``model``
     (nested, in Sequential, ModuleList, ModuleDict, attributes) with artderiv
     modules computing the same forward, and returns ``model`` (changed in place).
+    A replaced module's hooks and training mode carry over, and a module used
+    in several places gets one artderiv module there too.
 
     ``activations``: torch.nn types or names (one, or a list) to convert;
     default ReLU, LeakyReLU and ReLU6. ``derivative``: for every converted module (None: each
     activation's default). Activations called functionally (F.relu) are not
-    modules and stay as they are.
+    modules and stay as they are. A TorchScript model is a TypeError: convert
+    before scripting.
     """
     types = _resolve_types(activations)
 
@@ -84,24 +132,28 @@ def convert(
             return MODULE_FOR_TORCH[type(child)].from_torch(child, derivative)
         return None
 
-    if type(model) in types:
-        return make(model)
-    _replace_children(model, make)
-    return model
+    return _replace_modules(model, make, "convert")
 
 
 def restore(model: nn.Module) -> nn.Module:
-    """Replaces every artderiv module in ``model`` by its torch.nn original."""
-    if isinstance(model, Activation):
-        return model.to_torch()
-    _replace_children(model, lambda c: c.to_torch() if isinstance(c, Activation) else None)
-    return model
+    """Replaces every artderiv module in ``model`` by its torch.nn original
+    (hooks and training mode carried over, as by convert). Modules torch.nn has
+    no counterpart of (Step, Sign, BSiLU, NeLU) stay in place."""
+
+    def make(child):
+        if isinstance(child, Activation) and child._torch_class is not None:
+            return child.to_torch()
+        return None
+
+    return _replace_modules(model, make, "restore")
 
 
 def set_derivative(model: nn.Module, derivative: DerivativeLike) -> nn.Module:
     """Sets the derivative of every artderiv module in ``model``. For a scripted
     model, pass the ScriptModule: its attributes are updated in place. A traced
-    model has the derivative baked into its graph: that raises a TypeError."""
+    model has the derivative baked into its graph: that raises a TypeError. A
+    model without artderiv modules (a torch.nn one, a torch.jit.freeze'd one)
+    raises a ValueError."""
     for m in model.modules():
         if _is_traced_artderiv(m):
             raise TypeError(
@@ -109,39 +161,68 @@ def set_derivative(model: nn.Module, derivative: DerivativeLike) -> nn.Module:
                 "graph as constants; set the derivative before tracing, or use torch.jit.script "
                 "(whose derivative attributes can be changed)."
             )
-    for m in model.modules():
-        if _is_artderiv(m):
-            if isinstance(m, Activation):
-                m.set_derivative(derivative)
-            else:  # a TorchScript RecursiveScriptModule of an artderiv module
-                m.derivative_name, m.derivative_params = _as_derivative(m.activation_name, derivative).args()
+    for m in _artderiv_modules(model, "set_derivative"):
+        if isinstance(m, Activation):
+            m.set_derivative(derivative)
+        else:  # a TorchScript RecursiveScriptModule of an artderiv module
+            m.derivative_name, m.derivative_params = _as_derivative(m.activation_name, derivative).args()
     return model
 
 
 def set_blend(model: nn.Module, value: float) -> nn.Module:
-    """Sets blend (0: artificial only, 1: exact only) on every artderiv module."""
+    """Sets blend (0: artificial only, 1: exact only) on every artderiv module;
+    a ValueError where ``model`` has none (as for set_derivative)."""
     if not 0.0 <= float(value) <= 1.0:
         raise ValueError(f"artderiv.set_blend: blend must be in [0, 1], got {value}")
-    with torch.no_grad():
-        for m in model.modules():
-            if _is_artderiv(m):
-                m.blend.fill_(float(value))
+    for m in _artderiv_modules(model, "set_blend"):
+        _write_blend(m, float(value))
     return model
+
+
+def _artderiv_modules(model: nn.Module, owner: str) -> List[nn.Module]:
+    """The artderiv modules of ``model``; a ValueError where there are none,
+    since then nothing the caller asked for would happen."""
+    found = [m for m in model.modules() if _is_artderiv(m)]
+    if not found:
+        raise ValueError(
+            f"artderiv.{owner}: the model has no artderiv modules (see artderiv.convert; a "
+            "torch.jit.freeze'd model has them folded into its graph: set derivative and blend before freezing)"
+        )
+    return found
+
+
+def _write_blend(m: nn.Module, value: float) -> None:
+    if isinstance(m, Activation):
+        m.set_blend(value)  # also the value its reset_parameters() restores
+    else:  # scripted or traced: the buffer only
+        with torch.no_grad():
+            m.blend.fill_(value)
 
 
 class BlendSchedule:
     """Anneals ``blend`` on every artderiv module of a model, from the
     artificial derivative (``start=0``) to the exact one (``end=1``), over
-    ``steps`` calls of ``step()``: linear or cosine. The blend buffers are
-    updated in place, so a compiled model neither recompiles nor syncs::
+    ``steps`` calls of ``step()``: linear or cosine. The modules' blend buffers
+    (whichever they hold, after ``model.to(...)`` too) are updated in place,
+    so a compiled model neither recompiles nor syncs::
 
         schedule = artderiv.BlendSchedule(model, steps=len(loader) * epochs)
         for batch in loader:
             ...; optimizer.step(); schedule.step()
+
+    ``state_dict()`` / ``load_state_dict()`` save and resume it with a
+    checkpoint, as torch's LR schedulers do (the blend buffers are not in the
+    model's state_dict).
     """
 
     def __init__(self, model: nn.Module, start: float = 0.0, end: float = 1.0, steps: int = 1000,
                  shape: str = "linear"):
+        self._set(start, end, steps, shape, 0)
+        # The modules, not their buffers: model.to() / .double() puts new buffers in them.
+        self.modules: List[nn.Module] = _artderiv_modules(model, "BlendSchedule")
+        self._apply()
+
+    def _set(self, start, end, steps, shape, t) -> None:
         for name, v in (("start", start), ("end", end)):
             if not 0.0 <= float(v) <= 1.0:
                 raise ValueError(f"artderiv.BlendSchedule: {name} must be in [0, 1], got {v}")
@@ -149,12 +230,9 @@ class BlendSchedule:
             raise ValueError(f"artderiv.BlendSchedule: steps must be >= 1, got {steps}")
         if shape not in ("linear", "cosine"):
             raise ValueError(f"artderiv.BlendSchedule: shape is {shape!r}; allowed: 'linear', 'cosine'")
-        self.buffers: List[torch.Tensor] = [m.blend for m in model.modules() if _is_artderiv(m)]
-        if not self.buffers:
-            raise ValueError("artderiv.BlendSchedule: the model has no artderiv modules (see artderiv.convert)")
-        self.start, self.end, self.steps, self.shape = float(start), float(end), int(steps), shape
-        self.t = 0
-        self._apply()
+        if int(t) < 0:
+            raise ValueError(f"artderiv.BlendSchedule: t must be >= 0, got {t}")
+        self.start, self.end, self.steps, self.shape, self.t = float(start), float(end), int(steps), shape, int(t)
 
     def value(self) -> float:
         f = min(self.t, self.steps) / self.steps
@@ -168,10 +246,17 @@ class BlendSchedule:
 
     def _apply(self) -> float:
         v = self.value()
-        with torch.no_grad():
-            for b in self.buffers:
-                b.fill_(v)
+        for m in self.modules:
+            _write_blend(m, v)
         return v
+
+    def state_dict(self) -> dict:
+        return {"start": self.start, "end": self.end, "steps": self.steps, "shape": self.shape, "t": self.t}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Takes up a saved schedule where it was, and sets the blends to its value."""
+        self._set(state["start"], state["end"], state["steps"], state["shape"], state["t"])
+        self._apply()
 
 
 _CLASS_NAMES = {cls.__name__ for cls in _CLASSES.values()}

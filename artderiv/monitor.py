@@ -15,7 +15,7 @@ activation layer it records, from the last forward and backward pass:
   * ``mean_derivative``: the mean of |d| over the last input.
 """
 
-from typing import Dict, List, Optional
+from typing import Dict, Iterable, List, Optional, Union
 
 import torch
 from torch import nn
@@ -32,15 +32,41 @@ def _derivative(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The factor the module's backward multiplies into an incoming gradient at x."""
     with torch.enable_grad():
         xr = x.detach().clone().requires_grad_()
-        y = module(xr)
+        # forward(), not __call__: module hooks (the Monitor's own, the user's) must not
+        # fire. The clone keeps an in-place forward off the leaf xr.
+        y = module.forward(xr.clone())
         (d,) = torch.autograd.grad(y, xr, torch.ones_like(y))
     return d
 
 
+def _as_types(types) -> tuple:
+    """``types`` (a class or an iterable of classes) as a tuple, for isinstance."""
+    try:
+        kinds = (types,) if isinstance(types, type) else tuple(types)
+    except TypeError:
+        kinds = None
+    if kinds is None or not all(isinstance(k, type) for k in kinds):
+        raise TypeError(f"artderiv.Monitor: types must be an iterable of module classes, got {types!r}")
+    return kinds
+
+
 class Monitor:
-    def __init__(self, model: nn.Module, tol: float = 1e-6, types: Optional[tuple] = None):
+    """Hooks every activation module of ``model``: artderiv modules, and instances of
+    ``types`` (a module class or an iterable of them; ``ACTIVATION_TYPES`` by default).
+    Per module it records its last input and the norm of the gradient w.r.t. its
+    output; ``stats()``, ``table()`` and ``plot()`` read them without changing them.
+
+    A module called more than once per forward (shared) is listed once: its input
+    is the last call's, its gradient norm that of the call whose backward ran last
+    (usually the first). The input of an in-place activation (``inplace=True``) is
+    copied before the module overwrites it. ``remove()`` (or leaving a ``with``
+    block) removes the hooks and drops the recorded inputs, so call ``stats()`` or
+    ``table()`` before it.
+    """
+
+    def __init__(self, model: nn.Module, tol: float = 1e-6, types: Optional[Union[type, Iterable[type]]] = None):
         self.tol = tol
-        kinds = (Activation,) + (types if types is not None else ACTIVATION_TYPES)
+        kinds = (Activation,) + (ACTIVATION_TYPES if types is None else _as_types(types))
         self.layers: Dict[str, nn.Module] = {
             name or type(model).__name__: m for name, m in model.named_modules() if isinstance(m, kinds)
         }
@@ -50,19 +76,26 @@ class Monitor:
         self._grad_norms: Dict[str, float] = {}
         self._handles = []
         for name, m in self.layers.items():
+            self._handles.append(m.register_forward_pre_hook(self._pre_hook(name)))
             self._handles.append(m.register_forward_hook(self._forward_hook(name)))
-            self._handles.append(m.register_full_backward_hook(self._backward_hook(name)))
 
-    def _forward_hook(self, name):
-        def hook(module, inputs, output):
-            self._inputs[name] = inputs[0].detach()
+    def _pre_hook(self, name):
+        def hook(module, inputs):
+            x = inputs[0].detach()
+            # An in-place forward would overwrite x before a forward hook could see it.
+            self._inputs[name] = x.clone() if getattr(module, "inplace", False) else x
 
         return hook
 
-    def _backward_hook(self, name):
-        def hook(module, grad_input, grad_output):
-            if grad_output[0] is not None:
-                self._grad_norms[name] = grad_output[0].detach().float().norm().item()
+    def _forward_hook(self, name):
+        # A tensor hook on the output, not a module backward hook: the latter wraps the
+        # output in a view that in-place activations (ReLU(inplace=True)) may not modify.
+        def record(grad):
+            self._grad_norms[name] = grad.detach().float().norm().item()
+
+        def hook(module, inputs, output):
+            if isinstance(output, torch.Tensor) and output.requires_grad:
+                output.register_hook(record)
 
         return hook
 
@@ -115,6 +148,7 @@ class Monitor:
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        self._inputs.clear()  # the recorded inputs would keep their tensors alive
 
     def __enter__(self) -> "Monitor":
         return self

@@ -81,9 +81,12 @@ class Activation(nn.Module):
     def __init__(self, activation: str, activation_params: List[float], derivative: DerivativeLike,
                  inplace: bool = False):
         super().__init__()
+        # bool or 0/1 only: catches a derivative passed positionally, ReLU("atan").
+        if not (isinstance(inplace, int) and inplace in (0, 1)):
+            raise _argument_error(type(self).__name__, "inplace", inplace, "a bool")
         self.activation_name = activation
         self.activation_params = [float(p) for p in activation_params]
-        self.inplace = inplace
+        self.inplace = bool(inplace)
         if inplace:
             # The artificial backward mostly needs the input, which an in-place
             # forward would overwrite: compute out of place (same values), warn once.
@@ -96,8 +99,16 @@ class Activation(nn.Module):
                     stacklevel=3,
                 )
         # blend in [0, 1]: the backward uses (1 - blend) * artificial + blend * exact.
+        # _blend: the configured value, which reset_parameters() writes back
+        # (the buffer is non-persistent: after to_empty() it holds garbage).
+        self._blend = 0.0
         self.register_buffer("blend", torch.zeros((), dtype=torch.float32), persistent=False)
         self.set_derivative(derivative)
+        if not torch.compiler.is_compiling():
+            # The op's own checks (hardtanh's min_val < max_val, softplus's beta > 0)
+            # at construction, as torch.nn's, not at the first forward.
+            torch.ops.artderiv.activation(torch.empty(0, device="cpu"), activation, self.activation_params,
+                                          self.derivative_name, self.derivative_params)
 
     def set_derivative(self, derivative: DerivativeLike) -> None:
         """Switches the backward to another derivative shape (name or object)."""
@@ -112,8 +123,16 @@ class Activation(nn.Module):
         """Sets blend in place (no recompile, no new tensor)."""
         if not 0.0 <= float(value) <= 1.0:
             raise ValueError(f"artderiv.nn.{type(self).__name__}: blend must be in [0, 1], got {value}")
+        self._blend = float(value)
         with torch.no_grad():
-            self.blend.fill_(float(value))
+            self.blend.fill_(self._blend)
+
+    def reset_parameters(self) -> None:
+        """Writes the configured blend (0 unless set) back into the buffer, as
+        after meta-device initialisation: ``model.to_empty(device=...)`` leaves
+        the non-persistent buffer uninitialised."""
+        with torch.no_grad():
+            self.blend.fill_(self._blend)
 
     def forward(self, x: Tensor) -> Tensor:
         if not torch.jit.is_scripting():
@@ -155,8 +174,9 @@ class Activation(nn.Module):
         if self.inplace:
             parts.append("inplace=True")
         parts.append(f"derivative={self.derivative!r}")
-        if float(self.blend) != 0.0:
-            parts.append(f"blend={float(self.blend):g}")
+        blend = self._blend if self.blend.is_meta else float(self.blend)  # a meta tensor has no value
+        if blend != 0.0:
+            parts.append(f"blend={blend:g}")
         return ", ".join(parts)
 
     # conversion to and from torch.nn
@@ -167,12 +187,20 @@ class Activation(nn.Module):
         return cls(**kwargs, derivative=derivative)
 
     def to_torch(self) -> nn.Module:
-        """The torch.nn module with the same forward."""
+        """The torch.nn module with the same forward; a TypeError for an
+        activation torch.nn does not have (Step, Sign, ...)."""
+        if self._torch_class is None:
+            raise TypeError(f"artderiv.nn.{type(self).__name__} has no torch.nn counterpart")
         kwargs = {p: getattr(self, p) for p in self._torch_args}
         return self._torch_class(**kwargs)
 
     _torch_class: Type[nn.Module] = None
     _torch_args: List[str] = []
+
+
+def _argument_error(owner: str, arg: str, value, expected: str) -> TypeError:
+    hint = "; pass the derivative by keyword: derivative=..." if isinstance(value, (str, Derivative)) else ""
+    return TypeError(f"artderiv.nn.{owner}: argument {arg!r} must be {expected}, got {value!r}{hint}")
 
 
 def _derivative_from_args(name: str, values: List[float]) -> Derivative:
@@ -200,11 +228,19 @@ def _make_module(spec: dict) -> Type[Activation]:
         if len(args) > len(names):
             raise TypeError(f"artderiv.nn.{class_name}: takes at most {len(names)} positional arguments")
         values = dict(zip(param_names, defaults), inplace=False)
+        for key in names[:len(args)]:
+            if key in kwargs:  # as Python says for torch.nn's own signatures
+                raise TypeError(f"artderiv.nn.{class_name}: got multiple values for argument {key!r}")
         for key, value in list(zip(names, args)) + list(kwargs.items()):
             if key not in names:
                 raise TypeError(f"artderiv.nn.{class_name}: unexpected argument {key!r}; allowed: {names}")
             values[key] = value
-        Activation.__init__(self, name, [values[p] for p in param_names], derivative, bool(values["inplace"]))
+        for p in param_names:
+            try:
+                float(values[p])
+            except (TypeError, ValueError):
+                raise _argument_error(class_name, p, values[p], "a number") from None
+        Activation.__init__(self, name, [values[p] for p in param_names], derivative, values["inplace"])
 
     # What help() and IDEs show: torch.nn's arguments, then `derivative`.
     P = inspect.Parameter
@@ -240,15 +276,28 @@ class GELU(Activation):
 
     _torch_class = nn.GELU
     _torch_args = ["approximate"]
+    __jit_unused_properties__ = ["derivative", "approximate"]
 
     def __init__(self, approximate: str = "none", *, derivative: DerivativeLike = None):
-        if approximate not in ("none", "tanh"):
-            raise ValueError(f"artderiv.nn.GELU: argument 'approximate' is {approximate!r}; allowed: 'none', 'tanh'")
-        super().__init__("gelu" if approximate == "none" else "gelu_tanh", [], derivative)
-        self.approximate = approximate
+        super().__init__(_gelu_activation(approximate), [], derivative)
+
+    # A view of activation_name, so that assigning it changes the forward.
+    @property
+    def approximate(self) -> str:
+        return "tanh" if self.activation_name == "gelu_tanh" else "none"
+
+    @approximate.setter
+    def approximate(self, value: str) -> None:
+        self.activation_name = _gelu_activation(value)
 
     def _activation_repr(self) -> List[str]:
         return [f"approximate={self.approximate!r}"] if self.approximate != "none" else []
+
+
+def _gelu_activation(approximate: str) -> str:
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"artderiv.nn.GELU: argument 'approximate' is {approximate!r}; allowed: 'none', 'tanh'")
+    return "gelu" if approximate == "none" else "gelu_tanh"
 
 
 _CLASSES: Dict[str, Type[Activation]] = {"gelu": GELU, "gelu_tanh": GELU}

@@ -1302,6 +1302,19 @@ def test_cli_plot(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.parametrize("args, text", [
+    (["relu", "-d", "sigmoid:beta=abc"], "'beta' must be a number"),
+    (["relu", "0.3"], "takes at most 0 value"),
+    (["leaky_relu", "x"], "activation parameters must be numbers"),
+    (["relu", "-d", "nope"], "'nope'"),
+])
+def test_cli_plot_bad_arguments_give_a_message(args, text, tmp_path):
+    out = _cli("plot", *args, "-o", str(tmp_path / "p.png"))
+    assert out.returncode == 2
+    assert out.stderr.startswith("artderiv plot: error:") and text in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+
+
 def test_cli_curves_are_the_chosen_derivative():
     """What `plot` draws: f, f' and the artificial derivative."""
     from artderiv.cli import curves, parse_derivative
@@ -1355,6 +1368,24 @@ def test_blend_schedule_cosine_and_gradient():
     x = torch.linspace(-2, 2, 9)
     got = grad_of(model[1], x, torch.ones_like(x))
     torch.testing.assert_close(got, 0.75 * torch.sigmoid(x) + 0.25 * (x > 0).float())
+
+
+def test_blend_schedule_state_dict_resumes():
+    model = _two_module_model()
+    schedule = artderiv.BlendSchedule(model, start=0.1, end=0.9, steps=10, shape="cosine")
+    for _ in range(3):
+        schedule.step()
+    state = schedule.state_dict()
+    assert state == {"start": 0.1, "end": 0.9, "steps": 10, "shape": "cosine", "t": 3}
+    # a fresh model and schedule, as after loading a checkpoint (blend is not in the model's state_dict)
+    model2 = _two_module_model()
+    resumed = artderiv.BlendSchedule(model2, steps=2)
+    resumed.load_state_dict(state)
+    assert resumed.value() == schedule.value() and float(model2[1].blend) == pytest.approx(schedule.value())
+    assert [resumed.step() for _ in range(3)] == [schedule.step() for _ in range(3)]
+    assert float(model2[3].blend) == pytest.approx(schedule.value())
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        resumed.load_state_dict(dict(state, steps=0))
 
 
 @pytest.mark.parametrize("kwargs", [{"start": -0.1}, {"start": 1.5}, {"end": 2.0}, {"end": -1.0}, {"steps": 0},

@@ -6,6 +6,7 @@ changes) the documented formula written with torch ops in float64.
 """
 
 import copy
+import math
 import os
 import subprocess
 import sys
@@ -390,6 +391,25 @@ def test_torch_compile_follows_derivative_and_blend(dynamo_reset):
     check([("atan", [3.0])] * 4, [0.25] * 4)
     artderiv.set_blend(model, 1.0)
     check([("atan", [3.0])] * 4, [1.0] * 4)
+
+
+def test_torch_compile_fullgraph_builds_derivatives_and_modules(dynamo_reset):
+    """A derivative object or a module made inside the compiled function: the
+    catalog they read is Python data, not the op that returns its JSON text
+    (which dynamo cannot trace, so fullgraph=True raised)."""
+
+    def fn(x):
+        y = artderiv.relu(x, derivative=D.sigmoid(beta=2.0))
+        return y + ann.LeakyReLU(0.2, derivative="atan")(x)
+
+    x = rand(6, 5, dtype=torch.float32, seed=21)
+    g = rand(6, 5, dtype=torch.float32, seed=22, scale=1.0)
+    y_e, g_e = run_fb(fn, x, g)
+    y_c, g_c = run_fb(torch.compile(fn, fullgraph=True, backend="eager"), x, g)
+    torch.testing.assert_close(y_c, y_e, rtol=0, atol=0)
+    torch.testing.assert_close(g_c, g_e, rtol=0, atol=0)
+    atan = 2.0 / 2 / (1 + (math.pi / 2 * 2.0 * x) ** 2)
+    torch.testing.assert_close(g_e, g * (torch.sigmoid(2.0 * x) + atan), rtol=1e-5, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------

@@ -324,6 +324,10 @@ def test_positional_and_keyword_arguments_as_torch_nn(no_inplace_warning):
         ann.ReLU(False, "sigmoid")  # derivative is keyword-only
     with pytest.raises(TypeError):
         ann.LeakyReLU(0.2, False, "atan")
+    with pytest.raises(TypeError, match="multiple values for argument 'negative_slope'"):
+        ann.LeakyReLU(0.1, negative_slope=0.2)  # as torch.nn.LeakyReLU(0.1, negative_slope=0.2)
+    with pytest.raises(TypeError, match="multiple values for argument 'inplace'"):
+        ann.ELU(1.0, True, inplace=False)
 
 
 def test_repr(no_inplace_warning):
@@ -785,3 +789,201 @@ def test_every_mapped_type_converts_and_restores(torch_type):
         if not k.startswith("_"):
             assert getattr(restored[1], k) == v, k
     torch.testing.assert_close(restored(x), y0)
+
+
+# ---------------------------------------------------------------------------
+# convert / restore: shared modules, hooks, training mode, TorchScript,
+# modules without a torch.nn counterpart, errors leave the model unchanged
+# ---------------------------------------------------------------------------
+
+
+def test_convert_and_restore_keep_a_shared_module_shared():
+    relu = nn.ReLU()
+    model = nn.Sequential(nn.Linear(2, 2), relu, nn.Linear(2, 2), relu)
+    artderiv.convert(model, derivative="atan")
+    assert type(model[1]) is ann.ReLU and model[3] is model[1]  # one replacement, in both places
+    artderiv.restore(model)
+    assert type(model[1]) is nn.ReLU and model[3] is model[1]
+
+
+def test_convert_and_restore_carry_hooks_and_training():
+    calls = []
+    model = nn.Sequential(nn.Linear(3, 3), nn.ReLU())
+    act = model[1]
+    handles = [
+        act.register_forward_pre_hook(lambda m, args: calls.append("pre")),
+        act.register_forward_pre_hook(lambda m, args, kwargs: calls.append("pre_kw"), with_kwargs=True),
+        act.register_forward_hook(lambda m, args, out: calls.append("fwd")),
+        act.register_forward_hook(lambda m, args, kwargs, out: calls.append("fwd_kw"), with_kwargs=True,
+                                  always_call=True),
+        act.register_full_backward_pre_hook(lambda m, g: calls.append("bwd_pre")),
+        act.register_full_backward_hook(lambda m, gi, go: calls.append("bwd")),
+    ]
+    model.eval()
+    x = rand(4, 3, dtype=torch.float32, seed=40).requires_grad_(True)
+    expected = ["pre", "pre_kw", "fwd", "fwd_kw", "bwd_pre", "bwd"]
+    for change, kind in ((artderiv.convert, ann.ReLU), (artderiv.restore, nn.ReLU)):
+        change(model)
+        assert type(model[1]) is kind
+        assert model[1].training is False
+        calls.clear()
+        model(x).sum().backward()
+        assert calls == expected, kind
+    artderiv.convert(model)
+    for h in handles:  # the handles still remove the hooks from the replacement
+        h.remove()
+    calls.clear()
+    model(x).sum().backward()
+    assert calls == []
+    assert artderiv.convert(nn.ReLU().eval()).training is False
+
+
+def test_convert_and_restore_reject_torchscript(no_inplace_warning):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.script's deprecation
+        scripted = torch.jit.script(nn.Sequential(nn.Linear(2, 2), nn.ReLU()))
+        scripted_ours = torch.jit.script(nn.Sequential(nn.Linear(2, 2), ann.ReLU()))
+    with pytest.raises(TypeError, match="convert the eager model before"):
+        artderiv.convert(scripted)
+    with pytest.raises(TypeError, match="restore the eager model before"):
+        artderiv.restore(scripted_ours)
+
+
+def test_restore_leaves_modules_without_torch_counterpart():
+    model = artderiv.convert(nn.Sequential(nn.Linear(3, 3), nn.ReLU(), nn.Linear(3, 3)))
+    model.append(ann.Step(0.5))
+    artderiv.restore(model)
+    assert type(model[1]) is nn.ReLU and type(model[3]) is ann.Step
+    step = ann.Sign()
+    assert artderiv.restore(step) is step
+    for m in (ann.Step(), ann.Sign(), ann.Activation("relu", [], "atan")):
+        with pytest.raises(TypeError, match=f"artderiv.nn.{type(m).__name__} has no torch.nn counterpart"):
+            m.to_torch()
+
+
+def test_convert_error_leaves_the_model_unchanged():
+    model = nn.Sequential(nn.ReLU(), nn.Softplus(beta=0.0))  # torch.nn checks beta at the first forward
+    with pytest.raises(ValueError, match="beta"):
+        artderiv.convert(model, activations=["relu", "softplus"])
+    assert [type(m) for m in model] == [nn.ReLU, nn.Softplus]
+
+
+# ---------------------------------------------------------------------------
+# set_derivative / set_blend / BlendSchedule: no silent no-ops
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cast", [lambda m: m.double(), lambda m: m.half(), lambda m: m.to(torch.float64)],
+                         ids=["double", "half", "to"])
+def test_blend_schedule_follows_a_cast_model(cast):
+    model = artderiv.convert(nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2), nn.ReLU()))
+    schedule = artderiv.BlendSchedule(model, steps=4)
+    cast(model)  # new blend buffers in the modules
+    for _ in range(2):
+        schedule.step()
+    assert [float(model[i].blend) for i in (1, 3)] == [0.5, 0.5]
+
+
+def test_set_derivative_and_set_blend_without_artderiv_modules_raise():
+    plain = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    with pytest.raises(ValueError, match="set_derivative: the model has no artderiv modules"):
+        artderiv.set_derivative(plain, "atan")
+    with pytest.raises(ValueError, match="set_blend: the model has no artderiv modules"):
+        artderiv.set_blend(plain, 0.5)
+    # a frozen TorchScript model has its artderiv modules folded into the graph
+    model = artderiv.convert(nn.Sequential(nn.Linear(2, 2), nn.ReLU())).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        frozen = torch.jit.freeze(torch.jit.script(model))
+    with pytest.raises(ValueError, match="freeze"):
+        artderiv.set_derivative(frozen, "exact")
+    with pytest.raises(ValueError, match="freeze"):
+        artderiv.set_blend(frozen, 1.0)
+
+
+# ---------------------------------------------------------------------------
+# Constructors: argument checks, GELU.approximate, meta-device initialisation
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make, arg",
+    [(lambda: ann.ReLU("atan"), "inplace"), (lambda: ann.ReLU(D.atan()), "inplace"),
+     (lambda: ann.LeakyReLU(0.2, "atan"), "inplace"), (lambda: ann.LeakyReLU("atan"), "negative_slope"),
+     (lambda: ann.ELU(D.sigmoid()), "alpha")],
+    ids=["relu-str", "relu-object", "leaky-inplace", "leaky-slope", "elu-object"],
+)
+def test_positional_derivative_is_a_type_error(make, arg):
+    with pytest.raises(TypeError, match=f"ReLU|ELU: argument '{arg}' must be .*pass the derivative by keyword"):
+        make()
+
+
+def test_inplace_must_be_a_bool(no_inplace_warning):
+    assert ann.ReLU(1).inplace is True and ann.ReLU(0).inplace is False  # 0 / 1 as well
+    with pytest.raises(TypeError, match="argument 'inplace' must be a bool, got 2$"):
+        ann.ReLU(inplace=2)
+
+
+@pytest.mark.parametrize(
+    "make, text",
+    [(lambda: ann.Hardtanh(1.0, -1.0), "min_val must be less than max_val"),
+     (lambda: ann.Hardtanh(0.5, 0.5), "min_val must be less than max_val"),
+     (lambda: ann.Softplus(beta=0.0), "'beta' of 'softplus' must be positive"),
+     (lambda: ann.CELU(0.0), "'alpha' of 'celu' must be non-zero")],
+    ids=["hardtanh-reversed", "hardtanh-empty", "softplus-beta0", "celu-alpha0"],
+)
+def test_bad_activation_parameters_raise_at_construction(make, text):
+    with pytest.raises(ValueError, match=text):
+        make()
+
+
+def test_gelu_approximate_is_assignable():
+    x = rand(50, dtype=torch.float64, seed=41)
+    g = ann.GELU(derivative="exact")
+    g.approximate = "tanh"
+    assert g.activation_name == "gelu_tanh" and repr(g) == "GELU(approximate='tanh', derivative=exact())"
+    torch.testing.assert_close(g(x), nn.GELU(approximate="tanh")(x), rtol=1e-12, atol=1e-14)
+    _, grad = input_grad(g, x, torch.ones_like(x))
+    _, expected = input_grad(nn.GELU(approximate="tanh"), x, torch.ones_like(x))
+    torch.testing.assert_close(grad, expected, rtol=1e-10, atol=1e-12)
+    assert type(artderiv.restore(g)) is nn.GELU and artderiv.restore(g).approximate == "tanh"
+    g.approximate = "none"
+    assert g.activation_name == "gelu" and g.approximate == "none"
+    torch.testing.assert_close(g(x), nn.GELU()(x), rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="'approximate' is 'fast'"):
+        g.approximate = "fast"
+    assert g.approximate == "none"
+
+
+def test_gelu_scripts_saves_and_loads(tmp_path):
+    g = ann.GELU("tanh", derivative="atan")
+    x = rand(30, seed=42)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scripted = torch.jit.script(g)
+        scripted.save(str(tmp_path / "gelu.pt"))
+        loaded = torch.jit.load(str(tmp_path / "gelu.pt"))
+    for m in (scripted, loaded):
+        assert m.activation_name == "gelu_tanh"
+        y0, g0 = input_grad(g, x, torch.ones_like(x))
+        y1, g1 = input_grad(m, x, torch.ones_like(x))
+        assert_bitwise(y1, y0)
+        assert_bitwise(g1, g0)
+
+
+def test_meta_device_initialisation():
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Linear(2, 2), ann.ReLU(derivative="atan"), nn.Linear(2, 2), ann.Tanh())
+        model[1].set_blend(0.25)
+    assert model[1].blend.is_meta
+    assert "(1): ReLU(derivative=atan(alpha=2), blend=0.25)" in repr(model)  # no value read from meta
+    model.to_empty(device="cpu")
+    for m in model.modules():
+        if hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    assert float(model[1].blend) == 0.25 and float(model[3].blend) == 0.0  # the configured blends
+    m = ann.ReLU()
+    artderiv.set_blend(nn.Sequential(m), 0.75)  # set through the model: also the value reset restores
+    m.blend.fill_(math.nan)
+    m.reset_parameters()
+    assert float(m.blend) == 0.75
