@@ -98,13 +98,25 @@ def cmd_list(_args) -> int:
     return 0
 
 
+class UsageError(Exception):
+    """What the user typed is wrong: reported as a message, not a traceback."""
+
+
 def cmd_plot(args) -> int:
-    derivative = parse_derivative(args.derivative) if args.derivative else None
+    try:
+        derivative = parse_derivative(args.derivative) if args.derivative else None
+        params = parse_activation_params(args.params)
+    except (ValueError, TypeError) as e:  # the derivative objects' and number checks
+        raise UsageError(e) from None
     if derivative is None:
         default = {a["name"]: a["default_derivative"] for a in catalog()["activations"]}
         derivative = D.Derivative(default[args.activation])
     out = args.output or f"{args.activation}_{derivative.name.replace(':', '_')}.png"
-    print(plot(args.activation, parse_activation_params(args.params), derivative, out))
+    try:
+        path = plot(args.activation, params, derivative, out)
+    except ValueError as e:  # the op's argument checks, e.g. too many parameters
+        raise UsageError(e) from None
+    print(path)
     return 0
 
 
@@ -135,12 +147,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.set_defaults(fn=cmd_docs)
     sub.add_parser("demo", help="train with exact vs artificial derivatives (the main job; see artderiv demo --help)")
     args = parser.parse_args(argv)
-    if args.command != "plot":
-        return args.fn(args)
     try:
         return args.fn(args)
-    except (ValueError, TypeError) as e:  # what the user typed: a message, not a traceback
-        parser.exit(2, f"artderiv plot: error: {e}\n")
+    except UsageError as e:
+        parser.exit(2, f"artderiv {args.command}: error: {e}\n")
 
 
 if __name__ == "__main__":

@@ -63,13 +63,15 @@ _HOOK_ATTRS = (
 
 
 def _take_place(old: nn.Module, new: nn.Module) -> nn.Module:
-    """``new``, given ``old``'s training flag and hooks. The hook dicts are
-    shared, not copied, so the handles that registered them (a Monitor's, say)
-    still remove them."""
+    """``new``, given ``old``'s training flag and hooks. The hooks move: the
+    dicts themselves, so the handles that registered them (a Monitor's, say)
+    still remove them; ``old``, out of the model now, is left with none."""
     new.training = old.training
     for attr in _HOOK_ATTRS:
         if attr in vars(old):
-            vars(new)[attr] = vars(old)[attr]
+            value = vars(old)[attr]
+            vars(new)[attr] = value
+            vars(old)[attr] = None if attr == "_is_full_backward_hook" else type(value)()
     return new
 
 
@@ -116,8 +118,9 @@ def convert(
     """Replaces matching torch.nn activation modules anywhere in ``model``
     (nested, in Sequential, ModuleList, ModuleDict, attributes) with artderiv
     modules computing the same forward, and returns ``model`` (changed in place).
-    A replaced module's hooks and training mode carry over, and a module used
-    in several places gets one artderiv module there too.
+    A replaced module's hooks move to its replacement (the module itself, if
+    another model still holds it, keeps none), its training mode carries over,
+    and a module used in several places gets one artderiv module there too.
 
     ``activations``: torch.nn types or names (one, or a list) to convert;
     default ReLU, LeakyReLU and ReLU6. ``derivative``: for every converted module (None: each
@@ -233,6 +236,11 @@ class BlendSchedule:
         if int(t) < 0:
             raise ValueError(f"artderiv.BlendSchedule: t must be >= 0, got {t}")
         self.start, self.end, self.steps, self.shape, self.t = float(start), float(end), int(steps), shape, int(t)
+
+    @property
+    def buffers(self) -> List[torch.Tensor]:
+        """The blend buffers the modules hold now."""
+        return [m.blend for m in self.modules]
 
     def value(self) -> float:
         f = min(self.t, self.steps) / self.steps

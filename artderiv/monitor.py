@@ -81,9 +81,14 @@ class Monitor:
 
     def _pre_hook(self, name):
         def hook(module, inputs):
+            # The module that ran: after convert() / restore(), which move the
+            # hooks, its replacement, whose derivative stats() must use.
+            self.layers[name] = module
             x = inputs[0].detach()
-            # An in-place forward would overwrite x before a forward hook could see it.
-            self._inputs[name] = x.clone() if getattr(module, "inplace", False) else x
+            # An in-place forward would overwrite x before a forward hook could see it
+            # (artderiv modules compute out of place even with inplace=True).
+            in_place = getattr(module, "inplace", False) and not isinstance(module, Activation)
+            self._inputs[name] = x.clone() if in_place else x
 
         return hook
 

@@ -81,8 +81,9 @@ class Activation(nn.Module):
     def __init__(self, activation: str, activation_params: List[float], derivative: DerivativeLike,
                  inplace: bool = False):
         super().__init__()
-        # bool or 0/1 only: catches a derivative passed positionally, ReLU("atan").
-        if not (isinstance(inplace, int) and inplace in (0, 1)):
+        # A derivative passed positionally, ReLU("atan"), lands here. Anything
+        # else torch.nn takes (bools of numpy or torch, 0 / 1) is truth-tested.
+        if isinstance(inplace, (str, Derivative)):
             raise _argument_error(type(self).__name__, "inplace", inplace, "a bool")
         self.activation_name = activation
         self.activation_params = [float(p) for p in activation_params]
@@ -105,8 +106,9 @@ class Activation(nn.Module):
         self.register_buffer("blend", torch.zeros((), dtype=torch.float32), persistent=False)
         self.set_derivative(derivative)
         if not torch.compiler.is_compiling():
-            # The op's own checks (hardtanh's min_val < max_val, softplus's beta > 0)
-            # at construction, as torch.nn's, not at the first forward.
+            # The op's own checks (hardtanh's min_val < max_val, softplus's beta > 0,
+            # finite values) at construction, not at the first forward: a module
+            # the op would reject cannot run (torch.nn.Hardtanh checks its bounds here too).
             torch.ops.artderiv.activation(torch.empty(0, device="cpu"), activation, self.activation_params,
                                           self.derivative_name, self.derivative_params)
 
@@ -126,6 +128,11 @@ class Activation(nn.Module):
         self._blend = float(value)
         with torch.no_grad():
             self.blend.fill_(self._blend)
+
+    def __setstate__(self, state) -> None:
+        super().__setstate__(state)
+        if "_blend" not in self.__dict__:  # pickled before _blend existed
+            self._blend = 0.0 if self.blend.is_meta else float(self.blend)
 
     def reset_parameters(self) -> None:
         """Writes the configured blend (0 unless set) back into the buffer, as

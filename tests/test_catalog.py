@@ -1307,6 +1307,7 @@ def test_cli_plot(tmp_path):
     (["relu", "0.3"], "takes at most 0 value"),
     (["leaky_relu", "x"], "activation parameters must be numbers"),
     (["relu", "-d", "nope"], "'nope'"),
+    (["relu", "-d", "sigmoid:gamma=1"], "unknown parameter"),
 ])
 def test_cli_plot_bad_arguments_give_a_message(args, text, tmp_path):
     out = _cli("plot", *args, "-o", str(tmp_path / "p.png"))

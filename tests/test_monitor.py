@@ -112,9 +112,27 @@ def test_types_rejects_non_classes(types):
 def test_shared_module_is_listed_once_with_its_last_input():
     act = nn.ReLU()
     model = nn.Sequential(nn.Linear(2, 4), act, nn.Linear(4, 4), act)
-    x = torch.randn(3, 2)
+    x = torch.randn(3, 2, generator=torch.Generator().manual_seed(0))
     with artderiv.Monitor(model) as mon:
         model(x).sum().backward()
         (row,) = mon.stats()
-    last_input = model[2](act(model[0](x)))
+    first_input = model[0](x)
+    last_input = model[2](act(first_input))
+    # the two calls' inputs must tell apart, or this could not see which one is kept
+    assert (first_input <= 0).float().mean() != (last_input <= 0).float().mean()
     assert row["zero_fraction"] == (last_input <= 0).float().mean().item()
+
+
+def test_monitor_made_before_convert_reports_the_replacement():
+    """convert() moves the hooks to the artderiv module; the Monitor then reads
+    the module that ran, with its derivative, not the replaced torch.nn one."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    x = torch.randn(16, 4)
+    mon = artderiv.Monitor(model)
+    artderiv.convert(model, derivative="atan")
+    model(x).sum().backward()
+    fresh = artderiv.Monitor(model)
+    model(x).sum().backward()
+    assert mon.stats() == fresh.stats()
+    assert mon.stats()[0]["zero_fraction"] == 0.0  # atan's derivative is nowhere 0, ReLU's is

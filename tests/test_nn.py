@@ -8,6 +8,7 @@ never read back from the module under test.
 import copy
 import math
 import os
+import pickle
 import sys
 import warnings
 
@@ -861,8 +862,30 @@ def test_restore_leaves_modules_without_torch_counterpart():
             m.to_torch()
 
 
+def test_convert_moves_hooks_off_the_replaced_module():
+    """A module another model still holds keeps no hooks that would fire for
+    the converted model's replacement (the dicts move, they are not shared)."""
+    relu = nn.ReLU()
+    a, b = nn.Sequential(nn.Linear(2, 2), relu), nn.Sequential(nn.Linear(2, 2), relu)
+    artderiv.convert(a)
+    calls = []
+    a[1].register_forward_hook(lambda *args: calls.append("a"))
+    b(torch.randn(1, 2))
+    assert calls == [] and b[1] is relu and not relu._forward_hooks
+
+
+def test_module_pickled_before_blend_was_stored_keeps_its_blend():
+    m = ann.ReLU()
+    m.set_blend(0.25)
+    del m.__dict__["_blend"]  # as an instance pickled by an earlier version
+    m2 = pickle.loads(pickle.dumps(m))
+    m2.blend.fill_(0.9)  # garbage, as after to_empty()
+    m2.reset_parameters()
+    assert float(m2.blend) == 0.25
+
+
 def test_convert_error_leaves_the_model_unchanged():
-    model = nn.Sequential(nn.ReLU(), nn.Softplus(beta=0.0))  # torch.nn checks beta at the first forward
+    model = nn.Sequential(nn.ReLU(), nn.Softplus(beta=0.0))  # accepted by torch.nn, not by the op
     with pytest.raises(ValueError, match="beta"):
         artderiv.convert(model, activations=["relu", "softplus"])
     assert [type(m) for m in model] == [nn.ReLU, nn.Softplus]
@@ -882,6 +905,7 @@ def test_blend_schedule_follows_a_cast_model(cast):
     for _ in range(2):
         schedule.step()
     assert [float(model[i].blend) for i in (1, 3)] == [0.5, 0.5]
+    assert schedule.buffers[0] is model[1].blend and schedule.buffers[1] is model[3].blend
 
 
 def test_set_derivative_and_set_blend_without_artderiv_modules_raise():
@@ -918,10 +942,15 @@ def test_positional_derivative_is_a_type_error(make, arg):
         make()
 
 
-def test_inplace_must_be_a_bool(no_inplace_warning):
-    assert ann.ReLU(1).inplace is True and ann.ReLU(0).inplace is False  # 0 / 1 as well
-    with pytest.raises(TypeError, match="argument 'inplace' must be a bool, got 2$"):
-        ann.ReLU(inplace=2)
+def test_inplace_takes_what_torch_nn_takes(no_inplace_warning):
+    """Any value torch.nn's inplace takes (it is only truth-tested), so that
+    convert() copies it over; only a str or a derivative object is an error."""
+    np = pytest.importorskip("numpy")
+    for value, want in ((1, True), (0, False), (np.True_, True), (np.int64(0), False), (torch.tensor(True), True),
+                        (None, False)):
+        assert ann.ReLU(inplace=value).inplace is want, value
+        converted = artderiv.convert(nn.Sequential(nn.ReLU(inplace=value)))
+        assert type(converted[0]) is ann.ReLU and converted[0].inplace is want, value
 
 
 @pytest.mark.parametrize(
