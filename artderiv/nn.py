@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ._library import boxed_ops, catalog
-from .derivatives import Derivative, DerivativeLike
+from .derivatives import Derivative, DerivativeLike, number_text
 
 __all__ = ["Activation", "GELU", "MODULE_FOR_TORCH", "module_class"]
 
@@ -174,7 +174,7 @@ class Activation(nn.Module):
 
     def _activation_repr(self) -> List[str]:
         specs = {a["name"]: a for a in catalog()["activations"]}[self.activation_name]["params"]
-        return [f"{p['name']}={v:g}" for p, v in zip(specs, self.activation_params)]
+        return [f"{p['name']}={number_text(v)}" for p, v in zip(specs, self.activation_params)]
 
     def extra_repr(self) -> str:
         parts = self._activation_repr()
@@ -183,7 +183,7 @@ class Activation(nn.Module):
         parts.append(f"derivative={self.derivative!r}")
         blend = self._blend if self.blend.is_meta else float(self.blend)  # a meta tensor has no value
         if blend != 0.0:
-            parts.append(f"blend={blend:g}")
+            parts.append(f"blend={blend:g}")  # a float32 buffer: 6 digits say enough
         return ", ".join(parts)
 
     # conversion to and from torch.nn

@@ -352,6 +352,10 @@ def test_repr(no_inplace_warning):
     m.set_derivative(D.sigmoid(beta=0.5))
     m.set_blend(0.0)
     assert repr(m) == "ReLU(derivative=sigmoid(beta=0.5))"
+    # short where that is exact, every digit where it is not: the repr rebuilds the object
+    assert repr(ann.LeakyReLU(0.1234567891)) == "LeakyReLU(negative_slope=0.1234567891, derivative=sigmoid(beta=1))"
+    d = D.sigmoid(beta=1.0000001)
+    assert repr(d) == "sigmoid(beta=1.0000001)" and eval(repr(d), vars(D)) == d
     # inside a container, like torch.nn
     seq = nn.Sequential(nn.Linear(2, 2), ann.Tanh())
     assert "(1): Tanh(derivative=exact_plus(c=0.05))" in repr(seq)

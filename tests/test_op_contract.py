@@ -995,6 +995,22 @@ def test_blend_out_of_range_raises_at_call(kind, mode):
             artderiv.relu(x, blend=blend)
 
 
+def test_blend_that_requires_grad_raises():
+    """No gradient flows to blend (a schedule): one that asks for one is an
+    error, not a silently missing gradient. Without grad mode there is nothing
+    to miss."""
+    x = torch.randn(3, 4, requires_grad=True)
+    blend = torch.nn.Parameter(torch.tensor(0.3))
+    for call in (lambda: artderiv.relu(x, blend=blend), lambda: OPS.activation(x.detach(), "relu", [], "sigmoid", [], blend)):
+        with pytest.raises(ValueError, match=r"artderiv.relu: argument 'blend' requires grad.*blend.detach\(\)"):
+            call()
+    with torch.no_grad():
+        torch.testing.assert_close(artderiv.relu(x, blend=blend), torch.relu(x))
+    y = artderiv.relu(x, blend=blend.detach())
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, 0.7 * torch.sigmoid(x.detach()) + 0.3 * (x.detach() > 0).float())
+
+
 def test_derivative_constructor_errors():
     d = artderiv.derivatives
     for make, what in [

@@ -146,6 +146,13 @@ at::Tensor activation_autograd(const at::Tensor& x, c10::string_view activation,
   const SaveMode mode = check_activation_call(x, activation, activation_params, derivative,
                                               derivative_params, blend, save);
   check_no_forward_ad(activation, {&x});
+  // blend is a schedule: the backward returns no gradient for it, which a
+  // blend that requires one (an nn.Parameter, say) would take silently.
+  TORCH_CHECK_VALUE(!(at::GradMode::is_enabled() && blend.has_value() && blend->requires_grad()),
+                    "artderiv.", activation,
+                    ": argument 'blend' requires grad, but no gradient flows to blend (it is a "
+                    "schedule, not learned); pass a tensor without requires_grad, e.g. "
+                    "blend.detach()");
   if (!at::GradMode::is_enabled() || !x.requires_grad()) {
     // Nothing to differentiate: skip the autograd node (and what it saves).
     at::AutoDispatchBelowADInplaceOrView guard;
