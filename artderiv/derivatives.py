@@ -26,7 +26,7 @@ _CONSTRAINTS = {
 }
 
 
-def number_text(v: float) -> str:
+def _number_text(v: float) -> str:
     """v as a repr shows it: short (1, 0.01), but exact where short is not
     (1.0000001 is not 1): eval(repr(d)) == d."""
     short = f"{v:g}"
@@ -101,7 +101,7 @@ class Derivative:
     def __repr__(self) -> str:
         if self.name == "table":
             return f"table(knots={self.params['knots']}, values={self.params['values']})"
-        inner = ", ".join(f"{k}={number_text(v)}" for k, v in self.params.items())
+        inner = ", ".join(f"{k}={_number_text(v)}" for k, v in self.params.items())
         if self.name.startswith("like:"):
             return f"like({self.name[5:]!r}{', ' if inner else ''}{inner})"
         return f"{self.name}({inner})"

@@ -31,6 +31,8 @@ ACTIVATION_TYPES = tuple(MODULE_FOR_TORCH) + (nn.Softsign, nn.Tanhshrink, nn.Log
 def _derivative(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The factor the module's backward multiplies into an incoming gradient at x."""
     with torch.enable_grad():
+        # A copy: x may be an inference tensor (recorded under inference_mode),
+        # which cannot require grad.
         xr = x.detach().clone().requires_grad_()
         # forward(), not __call__: module hooks (the Monitor's own, the user's) must not
         # fire. The clone keeps an in-place forward off the leaf xr.

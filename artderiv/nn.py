@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ._library import boxed_ops, catalog
-from .derivatives import Derivative, DerivativeLike, number_text
+from .derivatives import Derivative, DerivativeLike, _number_text
 
 __all__ = ["Activation", "GELU", "MODULE_FOR_TORCH", "module_class"]
 
@@ -88,7 +88,7 @@ class Activation(nn.Module):
         self.activation_name = activation
         self.activation_params = [float(p) for p in activation_params]
         self.inplace = bool(inplace)
-        if inplace:
+        if self.inplace:
             # The artificial backward mostly needs the input, which an in-place
             # forward would overwrite: compute out of place (same values), warn once.
             global _warned_inplace
@@ -174,7 +174,7 @@ class Activation(nn.Module):
 
     def _activation_repr(self) -> List[str]:
         specs = {a["name"]: a for a in catalog()["activations"]}[self.activation_name]["params"]
-        return [f"{p['name']}={number_text(v)}" for p, v in zip(specs, self.activation_params)]
+        return [f"{p['name']}={_number_text(v)}" for p, v in zip(specs, self.activation_params)]
 
     def extra_repr(self) -> str:
         parts = self._activation_repr()

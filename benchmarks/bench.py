@@ -230,7 +230,7 @@ def partial_rows_path(out: str, regime: str) -> str:
 
 
 def load_rows(path: str) -> list:
-    """The rows of a results.json, or of a run's rows_<regime>.jsonl files."""
+    """The rows of a results.json, or of a rows_<regime>.jsonl that a run writes as it goes."""
     with open(path) as f:
         if path.endswith(".jsonl"):
             return [json.loads(line) for line in f if line.strip()]

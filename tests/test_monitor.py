@@ -136,3 +136,17 @@ def test_monitor_made_before_convert_reports_the_replacement():
     model(x).sum().backward()
     assert mon.stats() == fresh.stats()
     assert mon.stats()[0]["zero_fraction"] == 0.0  # atan's derivative is nowhere 0, ReLU's is
+
+
+def test_stats_of_a_pass_under_inference_mode():
+    """The recorded input is then an inference tensor; the derivative probe
+    works on a copy of it."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), artderiv.nn.ReLU(), nn.Linear(8, 1))
+    mon = artderiv.Monitor(model)
+    x = torch.randn(16, 4)
+    with torch.inference_mode():
+        model(x)
+    (row,) = mon.stats()
+    h = model[0](x).detach()
+    assert row["mean_derivative"] == pytest.approx(torch.sigmoid(h).mean().item())
