@@ -6,7 +6,8 @@
 // The formulas are templates over T, written only with + - * /, comparisons
 // and the artderiv::math functions, so the same text compiles to
 //   - scalar float/double code in the CUDA kernels (scalar_math.h),
-//   - at::vec::Vectorized<float/double> code in the CPU kernels (cpu/vec_math.h).
+//   - at::vec::Vectorized<float/double> code in the CPU kernels, on packs of
+//     several vectors at once (cpu/vec_math.h, cpu/lanes.h).
 // Half and bfloat16 tensors are computed in float (T = float) and rounded once.
 //
 // Adding an activation or a derivative: write its struct in one of the two

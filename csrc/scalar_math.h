@@ -3,8 +3,9 @@
 // Every formula in formulas.h is a template over a value type T and calls only
 // the functions below (plus + - * / and comparisons). Here T is a plain float or
 // double, on the host and in CUDA device code; cpu/vec_math.h adds overloads
-// for at::vec::Vectorized<T>, so the same formula text is the CPU SIMD kernel.
-// Include this header (and vec_math.h, where used) before formulas.h: the
+// for at::vec::Vectorized<T> and cpu/lanes.h for packs of them, so the same
+// formula text is the CPU SIMD kernel.
+// Include this header (and vec_math.h and lanes.h, where used) before formulas.h: the
 // formulas use qualified calls, which only see overloads declared before them.
 #pragma once
 

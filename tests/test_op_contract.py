@@ -699,8 +699,10 @@ def test_elementwise_independence(combo, dtype, n, placement):
     assert_bitwise_equal(gx, g_table[idx])
 
 
-# Every length up to past two whole vectors of the widest build (AVX512
-# bfloat16: 32 values), so that every tail length is a partial vector. The
+# Every length up to past two whole packs of the widest build (the kernels
+# work on packs of 4 vectors, csrc/cpu/lanes.h; AVX512 float and bfloat16: 64
+# values), so that every tail length is a partial pack, after none, one and
+# two whole packs, and a pack's lanes past its tail are left unwritten. The
 # bfloat16 blocks widen in lane order (csrc/cpu/half_io.h), which spreads a
 # tail over both float vectors, and the f' buffer of a shape or a blend must
 # follow that order: with the first len floats of a tail stored and read
@@ -719,7 +721,7 @@ def test_every_vector_length(combo, dtype):
     vals, grads = _pattern(dtype)
     y_table, g_table = _one_element_tables(vals, grads, combo)
     wrong = []
-    for n in range(1, 72):
+    for n in range(1, 2 * 64 + 9):
         idx = (torch.arange(n) * 7 + n) % PERIOD  # other values at each length
         y, gx = _run(vals[idx], grads[idx], combo)
         if not (torch.equal(y.view(torch.uint8), y_table[idx].view(torch.uint8))

@@ -6,7 +6,8 @@ written inline, for speed. It must stay bit for bit what ATen computes:
   bit pattern and on every float with |x| in [64, 128), where exp over- and
   underflows (about 87 million values per ISA; run the built program with
   stride 1 to compare all 2^32 floats, about a minute); likewise
-  one_plus_exp, the logistic's denominator, with 1 + Sleef's exp;
+  one_plus_exp, the logistic's denominator, with 1 + Sleef's exp; each
+  also on four vectors at once (math::Lanes, the kernels' value type);
 * through the ops, the float32 forwards that ATen computes with the same
   formula (sigmoid, silu, softplus, selu) equal torch's bit for bit.
 """

@@ -7,9 +7,10 @@
 //                   parallel_for), or one thread's chunk of dense flat arrays
 //     -> for_each_block: blocks of kBlock values in the compute type
 //        (float for half/bfloat16, rounded once on the way out)
-//       -> *_block<Formula>: the formulas of formulas.h on Vectorized<T>,
-//          the tail done by the same vector code on a partial load, so the
-//          result never depends on alignment, block boundaries or threads.
+//       -> *_block<Formula>: the formulas of formulas.h on Pack<T>, kLanes
+//          Vectorized<T> at once (lanes.h), the tail done by the same code
+//          on a partial load, so the result never depends on alignment,
+//          block boundaries or threads.
 //
 // Forward blocks are instantiated per activation, backward blocks per
 // derivative shape; the backward gets f'(x) from the activation's exact block
@@ -31,12 +32,28 @@
 #include <ATen/cpu/vec/vec.h>
 
 #include "vec_math.h"
-// vec_math.h before formulas.h: see scalar_math.h.
+#include "lanes.h"
+// vec_math.h and lanes.h before formulas.h: see scalar_math.h.
 #include "../formulas.h"
 #include "half_io.h"
 #include "kernel_table.h"
 
 namespace artderiv {
+
+// A kernel's parameters as packs (made once per call): 32 slots, of which a
+// formula uses a few. In a union, so that they are not zeroed on construction
+// as Vectorized values are (4 KiB of stores per call). Lanes itself is no
+// union: GCC then keeps the lanes of a loop's values in memory.
+template <class V, int N>
+struct Params<math::Lanes<V, N>> {
+  union {
+    math::Lanes<V, N> v[kMaxParams];
+  };
+  int count;
+  Params() {}
+  const math::Lanes<V, N>& operator[](int i) const { return v[i]; }
+};
+
 namespace cpu {
 namespace CPU_CAPABILITY {
 
@@ -49,16 +66,28 @@ template <class scalar_t>
 constexpr bool kHalfType =
     std::is_same_v<scalar_t, at::BFloat16> || std::is_same_v<scalar_t, at::Half>;
 
-// Parameters as vectors, made once per kernel call (not per block: 32
-// Vectorized values are zeroed on construction, 2 KiB, which would cost as
-// much as a block of a cheap formula).
+// The value type of the kernels: kLanes vectors, every operation applied to
+// each in turn (lanes.h: the CPU overlaps their latency chains). Four on AVX2
+// and AVX512, where 4 float vectors of an exp-based formula still fit the
+// registers; two (a bfloat16/float16 vector's two float halves) in the
+// DEFAULT build, where a Vectorized is an array that GCC loops over.
+#ifdef CPU_CAPABILITY_DEFAULT
+constexpr int kLanes = 2;
+#else
+constexpr int kLanes = 4;
+#endif
 template <class T>
-using VecParams = Params<Vectorized<T>>;
+using Pack = math::Lanes<Vectorized<T>, kLanes>;
+
+// Parameters as packs, made once per kernel call (not per block), only the
+// ones in use.
+template <class T>
+using VecParams = Params<Pack<T>>;
 
 template <class T>
 VecParams<T> broadcast(const Params<double>& p) {
-  Params<Vectorized<T>> out;
-  for (int i = 0; i < p.count; ++i) out.v[i] = Vectorized<T>(static_cast<T>(p.v[i]));
+  VecParams<T> out;
+  for (int i = 0; i < p.count; ++i) out.v[i] = Pack<T>(static_cast<T>(p.v[i]));
   out.count = p.count;
   return out;
 }
@@ -72,12 +101,12 @@ VecParams<T> broadcast(const Params<double>& p) {
 #define ARTDERIV_INLINE_BODY
 #endif
 
-// Applies body(i, len) to full vectors, then to the tail as one partial vector.
-template <class T, class Body>
-C10_ALWAYS_INLINE void for_each_vector(int64_t n, const Body& body) {
-  constexpr int64_t width = Vectorized<T>::size();
+// Applies body(i, len) to full packs of kWidth values, then to the tail as
+// one partial pack.
+template <int64_t kWidth, class Body>
+C10_ALWAYS_INLINE void for_each_pack(int64_t n, const Body& body) {
   int64_t i = 0;
-  for (; i + width <= n; i += width) body(i, width);
+  for (; i + kWidth <= n; i += kWidth) body(i, kWidth);
   if (i < n) body(i, n - i);
 }
 
@@ -95,17 +124,17 @@ using BackwardBlockFn = void (*)(const T* grad, const T* x, const T* shape_exact
 
 template <class A, class T>
 void forward_block(const T* x, T* y, int64_t n, const VecParams<T>& p) {
-  using V = Vectorized<T>;
-  for_each_vector<T>(n, [&](int64_t i, int64_t len) ARTDERIV_INLINE_BODY {
+  using V = Pack<T>;
+  for_each_pack<V::size()>(n, [&](int64_t i, int64_t len) ARTDERIV_INLINE_BODY {
     A::forward(V::loadu(x + i, len), p).store(y + i, len);
   });
 }
 
 template <class A, bool kFromOutput, class T>
 void exact_block(const T* x, T* exact, int64_t n, const VecParams<T>& p, T center) {
-  using V = Vectorized<T>;
+  using V = Pack<T>;
   const V c(center);
-  for_each_vector<T>(n, [&](int64_t i, int64_t len) ARTDERIV_INLINE_BODY {
+  for_each_pack<V::size()>(n, [&](int64_t i, int64_t len) ARTDERIV_INLINE_BODY {
     const V v = V::loadu(x + i, len);
     if constexpr (kFromOutput) {
       A::derivative_from_output(v, p).store(exact + i, len);
@@ -121,9 +150,9 @@ void exact_block(const T* x, T* exact, int64_t n, const VecParams<T>& p, T cente
 template <class D, bool kBlend, class T>
 void backward_block(const T* grad, const T* x, const T* shape_exact, const T* blend_exact,
                     T* grad_x, int64_t n, const VecParams<T>& p, T blend, T center) {
-  using V = Vectorized<T>;
+  using V = Pack<T>;
   const V b(blend), keep(T(1) - blend), c(center);
-  for_each_vector<T>(n, [&](int64_t i, int64_t len) ARTDERIV_INLINE_BODY {
+  for_each_pack<V::size()>(n, [&](int64_t i, int64_t len) ARTDERIV_INLINE_BODY {
     const V e = D::uses_exact ? V::loadu(shape_exact + i, len) : V(T(0));
     V d = D::eval(V::loadu(x + i, len) - c, e, p);
     if constexpr (kBlend) d = keep * d + b * V::loadu(blend_exact + i, len);
@@ -184,9 +213,9 @@ using OutputBackwardBlockFn = void (*)(const T* grad, const T* y, T* grad_x, int
 template <class A, class D, class T>
 void output_backward_block(const T* grad, const T* y, T* grad_x, int64_t n,
                            const VecParams<T>& act_p, const VecParams<T>& p) {
-  using V = Vectorized<T>;
+  using V = Pack<T>;
   const V unused_x(T(0));
-  for_each_vector<T>(n, [&](int64_t i, int64_t len) ARTDERIV_INLINE_BODY {
+  for_each_pack<V::size()>(n, [&](int64_t i, int64_t len) ARTDERIV_INLINE_BODY {
     const V d = D::eval(unused_x, A::derivative_from_output(V::loadu(y + i, len), act_p), p);
     math::gate(V::loadu(grad + i, len), d).store(grad_x + i, len);
   });
@@ -213,8 +242,8 @@ Fn output_block_for(Act act, Deriv deriv, const Make& make) {
 
 // ---- half-type blocks: contiguous bfloat16/float16, widened in registers --
 //
-// The same formulas on Vectorized<float>, fed straight from the 16-bit data:
-// one Vectorized<S> load gives two float vectors, one store takes two back
+// The same formulas on float packs, fed straight from the 16-bit data: one
+// Vectorized<S> load gives two float vectors, one store takes two back
 // (HalfIO, half_io.h; for bfloat16 in lane order, not array order).
 // No buffer round trip for x, grad or the result; only f'(x), when a shape
 // or a blend reads it, goes through a float block (it comes from the
@@ -233,30 +262,30 @@ using HalfBackwardBlockFn = void (*)(const S* grad, const S* x, const float* sha
                                      const float* blend_exact, S* grad_x, int64_t n,
                                      const VecParams<float>& p, float blend, float center);
 
-// The f' buffers of a block are written and read as whole HalfIO vectors.
-static_assert(kBlock % HalfIO<at::BFloat16>::kWidth == 0 && kBlock % HalfIO<at::Half>::kWidth == 0);
+template <class S>
+using HalfPackIO = HalfIO<S, kLanes>;
+
+// The f' buffers of a block are written and read as whole packs.
+static_assert(kBlock % HalfPackIO<at::BFloat16>::kWidth == 0 && kBlock % HalfPackIO<at::Half>::kWidth == 0);
 
 template <class A, class S>
 void forward_half_block(const S* x, S* y, int64_t n, const VecParams<float>& p) {
-  using IO = HalfIO<S>;
-  for_each_vector<S>(n, [&](int64_t i, int64_t len) ARTDERIV_INLINE_BODY {
-    const auto [lo, hi] = IO::load(x + i, len);
-    IO::store(y + i, A::forward(lo, p), A::forward(hi, p), len);
+  for_each_pack<HalfPackIO<S>::kWidth>(n, [&](int64_t i, int64_t len) ARTDERIV_INLINE_BODY {
+    HalfPackIO<S>::store(y + i, A::forward(HalfPackIO<S>::load(x + i, len), p), len);
   });
 }
 
 template <class A, bool kFromOutput, class S>
 void exact_half_block(const S* x, float* exact, int64_t n, const VecParams<float>& p,
                       float center) {
-  using IO = HalfIO<S>;
-  using VF = Vectorized<float>;
-  const VF c(center);
-  for_each_vector<S>(n, [&](int64_t i, int64_t len) ARTDERIV_INLINE_BODY {
-    const auto [lo, hi] = IO::load(x + i, len);
+  using V = Pack<float>;
+  const V c(center);
+  for_each_pack<HalfPackIO<S>::kWidth>(n, [&](int64_t i, int64_t len) ARTDERIV_INLINE_BODY {
+    const V v = HalfPackIO<S>::load(x + i, len);
     if constexpr (kFromOutput) {
-      IO::store_float(exact + i, A::derivative_from_output(lo, p), A::derivative_from_output(hi, p));
+      A::derivative_from_output(v, p).store(exact + i);
     } else {
-      IO::store_float(exact + i, A::derivative(lo - c, p), A::derivative(hi - c, p));
+      A::derivative(v - c, p).store(exact + i);
     }
   });
 }
@@ -265,22 +294,13 @@ template <class D, bool kBlend, class S>
 void backward_half_block(const S* grad, const S* x, const float* shape_exact,
                          const float* blend_exact, S* grad_x, int64_t n,
                          const VecParams<float>& p, float blend, float center) {
-  using IO = HalfIO<S>;
-  using VF = Vectorized<float>;
-  const VF b(blend), keep(1.f - blend), c(center);
-  const auto factor = [&](const VF& xv, const VF& e, const VF& own) ARTDERIV_INLINE_BODY {
-    VF d = D::eval(xv - c, e, p);
-    if constexpr (kBlend) d = keep * d + b * own;
-    return d;
-  };
-  for_each_vector<S>(n, [&](int64_t i, int64_t len) ARTDERIV_INLINE_BODY {
-    const auto [x_lo, x_hi] = IO::load(x + i, len);
-    const auto [g_lo, g_hi] = IO::load(grad + i, len);
-    std::pair<VF, VF> e{VF(0.f), VF(0.f)}, own{VF(0.f), VF(0.f)};
-    if constexpr (D::uses_exact) e = IO::load_float(shape_exact + i);
-    if constexpr (kBlend) own = IO::load_float(blend_exact + i);
-    IO::store(grad_x + i, math::gate(g_lo, factor(x_lo, e.first, own.first)),
-              math::gate(g_hi, factor(x_hi, e.second, own.second)), len);
+  using V = Pack<float>;
+  const V b(blend), keep(1.f - blend), c(center);
+  for_each_pack<HalfPackIO<S>::kWidth>(n, [&](int64_t i, int64_t len) ARTDERIV_INLINE_BODY {
+    const V e = D::uses_exact ? V::loadu(shape_exact + i) : V(0.f);
+    V d = D::eval(HalfPackIO<S>::load(x + i, len) - c, e, p);
+    if constexpr (kBlend) d = keep * d + b * V::loadu(blend_exact + i);
+    HalfPackIO<S>::store(grad_x + i, math::gate(HalfPackIO<S>::load(grad + i, len), d), len);
   });
 }
 
@@ -292,16 +312,11 @@ using HalfOutputBackwardBlockFn = void (*)(const S* grad, const S* y, S* grad_x,
 template <class A, class D, class S>
 void output_backward_half_block(const S* grad, const S* y, S* grad_x, int64_t n,
                                 const VecParams<float>& act_p, const VecParams<float>& p) {
-  using IO = HalfIO<S>;
-  using VF = Vectorized<float>;
-  const VF unused_x(0.f);
-  const auto factor = [&](const VF& yv) ARTDERIV_INLINE_BODY {
-    return D::eval(unused_x, A::derivative_from_output(yv, act_p), p);
-  };
-  for_each_vector<S>(n, [&](int64_t i, int64_t len) ARTDERIV_INLINE_BODY {
-    const auto [y_lo, y_hi] = IO::load(y + i, len);
-    const auto [g_lo, g_hi] = IO::load(grad + i, len);
-    IO::store(grad_x + i, math::gate(g_lo, factor(y_lo)), math::gate(g_hi, factor(y_hi)), len);
+  using V = Pack<float>;
+  const V unused_x(0.f);
+  for_each_pack<HalfPackIO<S>::kWidth>(n, [&](int64_t i, int64_t len) ARTDERIV_INLINE_BODY {
+    const V d = D::eval(unused_x, A::derivative_from_output(HalfPackIO<S>::load(y + i, len), act_p), p);
+    HalfPackIO<S>::store(grad_x + i, math::gate(HalfPackIO<S>::load(grad + i, len), d), len);
   });
 }
 

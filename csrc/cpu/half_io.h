@@ -12,12 +12,15 @@
 #error "half_io.h is part of the per-ISA kernel builds: include activation_kernels.h"
 #endif
 
+#include <algorithm>
 #include <cstdint>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 
 #include <ATen/cpu/vec/vec.h>
+
+#include "lanes.h"
 
 namespace artderiv {
 namespace cpu {
@@ -94,34 +97,47 @@ struct HalfConvert<at::BFloat16> {
 };
 #endif
 
-// Loads and stores of kWidth 16-bit values as two float vectors, in the order
-// of HalfConvert<S>. Whatever goes through a float buffer next to them (f'
-// for a shape or a blend) is written and read back in that same order, as
-// whole vectors, also for a partial one (the lane order spreads its values
-// over both): a float buffer must hold a multiple of kWidth values.
-template <class S>
+// Loads and stores of kWidth 16-bit values as a pack of N float vectors
+// (math::Lanes, lanes.h), two per Vectorized<S>, in the order of
+// HalfConvert<S>. Whatever goes through a float buffer next to them (f' for
+// a shape or a blend) is written and read back in that same order, as whole
+// packs, also for a partial one (the lane order spreads its values over both
+// halves): a float buffer must hold a multiple of kWidth values.
+template <class S, int N>
 struct HalfIO {
+  static_assert(N % 2 == 0, "two float vectors per 16-bit vector");
   using VS = Vectorized<S>;
-  using VF = Vectorized<float>;
-  static constexpr int64_t kWidth = VS::size();  // two float vectors
+  using Floats = math::Lanes<Vectorized<float>, N>;
+  static constexpr int64_t kVectors = N / 2;  // 16-bit vectors per pack
+  static constexpr int64_t kWidth = kVectors * VS::size();
 
-  C10_ALWAYS_INLINE static std::pair<VF, VF> load(const S* p, int64_t len) {
-    return HalfConvert<S>::widen(len == kWidth ? VS::loadu(p) : VS::loadu(p, len));
+  // values of the pack's k-th 16-bit vector that lie within len
+  C10_ALWAYS_INLINE static int64_t in_vector(int64_t len, int k) {
+    return std::min<int64_t>(std::max<int64_t>(len - k * VS::size(), 0), VS::size());
   }
-  C10_ALWAYS_INLINE static void store(S* p, const VF& lo, const VF& hi, int64_t len) {
-    const VS v = HalfConvert<S>::narrow(lo, hi);
-    if (len == kWidth) {
-      v.store(p);
-    } else {
-      v.store(p, len);
+  C10_ALWAYS_INLINE static Floats load(const S* p, int64_t len) {
+    Floats f;
+    ARTDERIV_FOR_EACH_LANE(k, kVectors) {
+      const int64_t count = in_vector(len, k);
+      const VS v = count == VS::size() ? VS::loadu(p + k * VS::size())
+                   : count > 0         ? VS::loadu(p + k * VS::size(), count)
+                                       : VS(S(0));
+      const auto wide = HalfConvert<S>::widen(v);
+      f.v[2 * k] = wide.first;
+      f.v[2 * k + 1] = wide.second;
     }
+    return f;
   }
-  C10_ALWAYS_INLINE static std::pair<VF, VF> load_float(const float* p) {
-    return {VF::loadu(p), VF::loadu(p + VF::size())};
-  }
-  C10_ALWAYS_INLINE static void store_float(float* p, const VF& lo, const VF& hi) {
-    lo.store(p);
-    hi.store(p + VF::size());
+  C10_ALWAYS_INLINE static void store(S* p, const Floats& f, int64_t len) {
+    ARTDERIV_FOR_EACH_LANE(k, kVectors) {
+      const int64_t count = in_vector(len, k);
+      const VS v = HalfConvert<S>::narrow(f.v[2 * k], f.v[2 * k + 1]);
+      if (count == VS::size()) {
+        v.store(p + k * VS::size());
+      } else if (count > 0) {
+        v.store(p + k * VS::size(), count);
+      }
+    }
   }
 };
 

@@ -8,6 +8,10 @@
 
 #include "../scalar_math.h"
 
+// Runs a statement for k = 0..n-1, unrolled: GCC keeps the source order, so
+// the n vectors' instructions interleave (Lanes, lanes.h).
+#define ARTDERIV_FOR_EACH_LANE(k, n) _Pragma("GCC unroll 16") for (int k = 0; k < (n); ++k)
+
 namespace artderiv {
 namespace math {
 
@@ -117,50 +121,72 @@ inline FloatBits clamp(FloatBits x, float lo, float hi) {
 #endif
 
 // Sleef's reduction and polynomial: x = q ln2 + s, |s| <= ln2/2 (ln2 split in
-// two for an exact q ln2); returns e^s = 1 + s + s^2 P(s), and q.
-struct ExpParts {
-  FloatBits exp_s;
-  IntBits q;
-};
-inline ExpParts exp_parts(FloatBits x) {
-  const IntBits q = round_to_int(mul(x, set1(1.442695040888963407359924681001892137426645954152985934135449406931f)));
-  const FloatBits qf = to_float(q);
-  FloatBits s = fma(qf, set1(-0.693145751953125f), x);
-  s = fma(qf, set1(-1.428606765330187045e-06f), s);
-  FloatBits u = set1(0.000198527617612853646278381f);
-  u = fma(u, s, set1(0.00139304355252534151077271f));
-  u = fma(u, s, set1(0.00833336077630519866943359f));
-  u = fma(u, s, set1(0.0416664853692054748535156f));
-  u = fma(u, s, set1(0.166666671633720397949219f));
-  u = fma(u, s, set1(0.5f));
-  return {add(set1(1.0f), fma(mul(s, s), u, s)), q};
+// two for an exact q ln2); e^s = 1 + s + s^2 P(s) into exp_s, and q. For n
+// independent vectors at once, one step of all of them after another
+// (Lanes, lanes.h); n = 1 is the plain Vectorized overload.
+template <int N>
+C10_ALWAYS_INLINE void exp_parts(const FloatBits* x, FloatBits* exp_s, IntBits* q) {
+  FloatBits s[N], u[N];
+  ARTDERIV_FOR_EACH_LANE(k, N) {
+    q[k] = round_to_int(mul(x[k], set1(1.442695040888963407359924681001892137426645954152985934135449406931f)));
+  }
+  ARTDERIV_FOR_EACH_LANE(k, N) {
+    const FloatBits qf = to_float(q[k]);
+    s[k] = fma(qf, set1(-0.693145751953125f), x[k]);
+    s[k] = fma(qf, set1(-1.428606765330187045e-06f), s[k]);
+  }
+  ARTDERIV_FOR_EACH_LANE(k, N) u[k] = fma(set1(0.000198527617612853646278381f), s[k], set1(0.00139304355252534151077271f));
+  ARTDERIV_FOR_EACH_LANE(k, N) u[k] = fma(u[k], s[k], set1(0.00833336077630519866943359f));
+  ARTDERIV_FOR_EACH_LANE(k, N) u[k] = fma(u[k], s[k], set1(0.0416664853692054748535156f));
+  ARTDERIV_FOR_EACH_LANE(k, N) u[k] = fma(u[k], s[k], set1(0.166666671633720397949219f));
+  ARTDERIV_FOR_EACH_LANE(k, N) u[k] = fma(u[k], s[k], set1(0.5f));
+  ARTDERIV_FOR_EACH_LANE(k, N) exp_s[k] = add(set1(1.0f), fma(mul(s[k], s[k]), u[k], s[k]));
+}
+
+// e^x of N vectors
+template <int N>
+C10_ALWAYS_INLINE void exp_lanes(const FloatBits* x, FloatBits* out) {
+  FloatBits u[N];
+  IntBits q[N];
+  exp_parts<N>(x, u, q);
+  // times 2^q in two steps, so that q down to -150 still gives subnormals and
+  // q = 128 (x in [88.38, 88.72)) finite values: 2^128 alone is inf
+  ARTDERIV_FOR_EACH_LANE(k, N) {
+    const IntBits h = half(q[k]);
+    out[k] = clamp_range(x[k], mul(mul(u[k], pow2i(h)), pow2i(sub(q[k], h))), -104.0f, 100.0f);
+  }
+}
+
+// 1 + e^x of N vectors, with the bits of 1 + exp(x) above (vec_exp_check.cpp),
+// in fewer instructions: x is clamped to [-32, 89] first, which changes no
+// result: below -32, e^x < 2^-46 and 1 + e^x rounds to 1 either way; from
+// 88.73 up, e^x overflows to inf either way. In that range q is in [-46, 128],
+// so 2^(q-1) is a normal number and e^s 2^(q-1), doubled, is exp's two-step
+// product (both exact, or both overflow), without exp's range selects.
+template <int N>
+C10_ALWAYS_INLINE void one_plus_exp_lanes(const FloatBits* x, FloatBits* out) {
+  FloatBits clamped[N], u[N];
+  IntBits q[N];
+  ARTDERIV_FOR_EACH_LANE(k, N) clamped[k] = clamp(x[k], -32.0f, 89.0f);
+  exp_parts<N>(clamped, u, q);
+  // 2e + 1, rounded once: as 1 + (e + e), whose doubling is exact (or inf, as here)
+  ARTDERIV_FOR_EACH_LANE(k, N) out[k] = fma(mul(u[k], pow2i(sub(q[k], set1i(1)))), set1(2.0f), set1(1.0f));
 }
 }  // namespace CPU_CAPABILITY
 }  // namespace detail
 
 inline at::vec::Vectorized<float> exp(const at::vec::Vectorized<float>& vx) {
-  using namespace detail::CPU_CAPABILITY;
-  const FloatBits x = vx;
-  const auto [u, q] = exp_parts(x);
-  // times 2^q in two steps, so that q down to -150 still gives subnormals and
-  // q = 128 (x in [88.38, 88.72)) finite values: 2^128 alone is inf
-  const IntBits h = half(q);
-  return clamp_range(x, mul(mul(u, pow2i(h)), pow2i(sub(q, h))), -104.0f, 100.0f);
+  const detail::CPU_CAPABILITY::FloatBits x = vx;
+  detail::CPU_CAPABILITY::FloatBits r;
+  detail::CPU_CAPABILITY::exp_lanes<1>(&x, &r);
+  return r;
 }
 
-// 1 + e^x, with the bits of 1 + exp(x) above (vec_exp_check.cpp), in fewer
-// instructions: x is clamped to [-32, 89] first, which changes no result:
-// below -32, e^x < 2^-46 and 1 + e^x rounds to 1 either way; from 88.73 up,
-// e^x overflows to inf either way. In that range q is in [-46, 128], so 2^(q-1)
-// is a normal number and e^s 2^(q-1), doubled, is exp's two-step product
-// (both exact, or both overflow), without exp's range selects.
 inline at::vec::Vectorized<float> one_plus_exp(const at::vec::Vectorized<float>& vx) {
-  using namespace detail::CPU_CAPABILITY;
-  const FloatBits x = vx;  // (a Vectorized argument would pick at::vec::clamp)
-  const auto [u, q] = exp_parts(clamp(x, -32.0f, 89.0f));
-  const FloatBits e = mul(u, pow2i(sub(q, set1i(1))));
-  // 2e + 1, rounded once: as 1 + (e + e), whose doubling is exact (or inf, as here)
-  return fma(e, set1(2.0f), set1(1.0f));
+  const detail::CPU_CAPABILITY::FloatBits x = vx;  // (a Vectorized argument would pick at::vec::clamp)
+  detail::CPU_CAPABILITY::FloatBits r;
+  detail::CPU_CAPABILITY::one_plus_exp_lanes<1>(&x, &r);
+  return r;
 }
 #endif
 

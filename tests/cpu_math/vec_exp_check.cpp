@@ -1,7 +1,9 @@
 // Compares artderiv::math::exp on Vectorized<float> (csrc/cpu/vec_math.h)
 // with Vectorized<float>::exp (Sleef's expf_u10, what ATen uses) bit for bit,
 // and artderiv::math::one_plus_exp with 1 + Sleef's exp (the logistic's
-// denominator, as ATen's sigmoid and silu compute it).
+// denominator, as ATen's sigmoid and silu compute it); both also on four
+// vectors at once (math::Lanes, csrc/cpu/lanes.h, the kernels' value type),
+// whose interleaved steps must give each lane the same bits.
 // Built per ISA by tests/test_vec_exp.py with the kernel files' flags and
 // CPU_CAPABILITY macros.
 //
@@ -16,8 +18,10 @@
 #include <cstring>
 
 #include "cpu/vec_math.h"
+#include "cpu/lanes.h"
 
 using Vec = at::vec::Vectorized<float>;
+using Pack = artderiv::math::Lanes<Vec, 4>;
 
 static uint64_t compared = 0, mismatches = 0;
 
@@ -34,13 +38,23 @@ static void compare(const char* what, const float* x, const uint32_t* bits, cons
   }
 }
 
+// Pack::size() values: each vector alone, then the four as one pack
 static void check(const uint32_t* bits) {
-  float x[Vec::size()];
+  float x[Pack::size()];
   std::memcpy(x, bits, sizeof(x));
-  const Vec v = Vec::loadu(x);
-  compared += Vec::size();
-  compare("exp", x, bits, artderiv::math::exp(v), v.exp());
-  compare("one_plus_exp", x, bits, artderiv::math::one_plus_exp(v), Vec(1.0f) + v.exp());
+  const Pack pack = Pack::loadu(x);
+  const Pack exp_pack = artderiv::math::exp(pack);
+  const Pack one_plus_exp_pack = artderiv::math::one_plus_exp(pack);
+  compared += Pack::size();
+  for (int k = 0; k < 4; ++k) {
+    const float* xk = x + k * Vec::size();
+    const uint32_t* bk = bits + k * Vec::size();
+    const Vec v = pack.v[k];
+    compare("exp", xk, bk, artderiv::math::exp(v), v.exp());
+    compare("one_plus_exp", xk, bk, artderiv::math::one_plus_exp(v), Vec(1.0f) + v.exp());
+    compare("exp (4 lanes)", xk, bk, exp_pack.v[k], v.exp());
+    compare("one_plus_exp (4 lanes)", xk, bk, one_plus_exp_pack.v[k], Vec(1.0f) + v.exp());
+  }
 }
 
 int main(int argc, char** argv) {
@@ -49,11 +63,11 @@ int main(int argc, char** argv) {
   return 2;
 #endif
   const uint64_t stride = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 61;
-  uint32_t bits[Vec::size()];
+  uint32_t bits[Pack::size()];
   int k = 0;
   auto add = [&](uint32_t b) {
     bits[k++] = b;
-    if (k == Vec::size()) {
+    if (k == Pack::size()) {
       check(bits);
       k = 0;
     }
@@ -63,7 +77,7 @@ int main(int argc, char** argv) {
     for (uint32_t m = 0; m < (1u << 23); ++m) add(sign | (133u << 23) | m);
   }
   while (k != 0) add(0x7fc00001u);  // fill the last vector with a NaN
-  std::printf("compared %" PRIu64 " floats, %" PRIu64 " mismatches (exp and one_plus_exp of each)\n", compared,
+  std::printf("compared %" PRIu64 " floats, %" PRIu64 " mismatches (exp and one_plus_exp of each, alone and in a pack)\n", compared,
               mismatches);
   return mismatches == 0 ? 0 : 1;
 }
