@@ -12,59 +12,22 @@ written inline, for speed. It must stay bit for bit what ATen computes:
   formula (sigmoid, silu, softplus, selu) equal torch's bit for bit.
 """
 
-import os
-import platform
 import re
-import shutil
 import subprocess
 
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils import cpp_extension
 
 from conftest import assert_bitwise_equal
+from cpu_checks import build_cpu_check
 
 import artderiv  # noqa: F401  (loads the ops)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CHECK_SOURCE = os.path.join(ROOT, "tests", "cpu_math", "vec_exp_check.cpp")
-
-
-def isa_flags():
-    flags = {}
-    with open(os.path.join(ROOT, "csrc", "cpu", "isa_flags.txt")) as f:
-        for line in f:
-            if line.strip() and not line.startswith("#"):
-                isa, text = line.split(":", 1)
-                flags[isa.strip()] = text.split()
-    return flags
-
-
-def isa_supported(isa):
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return False
-    return {"avx2": torch.cpu._is_avx2_supported, "avx512": torch.cpu._is_avx512_supported}[isa]()
-
-
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])
 def test_inline_vector_exp_equals_sleef_bit_for_bit(isa, tmp_path):
-    if not isa_supported(isa):
-        pytest.skip(f"this CPU cannot run {isa} code")
-    cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
-    if cxx is None:
-        pytest.skip("no C++ compiler")
-    exe = tmp_path / f"vec_exp_check_{isa}"
-    capability = isa.upper()
-    libs = cpp_extension.library_paths()
-    # setup.py's C++ flags for the kernel files, then the ISA's
-    cmd = [cxx, CHECK_SOURCE, "-o", str(exe), "-O3", "-ffp-contract=off", "-std=c++20", *isa_flags()[isa],
-           f"-DCPU_CAPABILITY={capability}", f"-DCPU_CAPABILITY_{capability}",
-           *[f"-I{p}" for p in [os.path.join(ROOT, "csrc")] + cpp_extension.include_paths()],
-           *[f"-L{p}" for p in libs], *[f"-Wl,-rpath,{p}" for p in libs], "-ltorch_cpu", "-lc10"]
-    built = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert built.returncode == 0, built.stderr[-4000:]
-    done = subprocess.run([str(exe), "61"], capture_output=True, text=True, timeout=600)
+    exe = build_cpu_check("vec_exp_check", isa, tmp_path)
+    done = subprocess.run([exe, "61"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     found = re.search(r"compared (\d+) floats, (\d+) mismatches", done.stdout)
     assert found and int(found[1]) > 87_000_000 and found[2] == "0", done.stdout
