@@ -1,10 +1,12 @@
 """The CPU kernels' blocks stay within their arrays. They work on packs of
-four vectors (csrc/cpu/lanes.h), so a block's tail is a partial pack whose
-lanes past the tail must be neither read nor written: the values tests
-(test_op_contract.py, every length) would not see a write past an output.
+vectors (four; two in the DEFAULT build; csrc/cpu/lanes.h), so a block's
+tail is a partial pack whose lanes past the tail must be neither read nor
+written: the values tests (test_op_contract.py, every length) would not see
+a write past an output.
 tests/cpu_math/block_bounds_check.cpp runs every block function at every
 length from 1 to 600 on arrays of exactly that size, under AddressSanitizer."""
 
+import os
 import subprocess
 
 import pytest
@@ -17,5 +19,5 @@ def test_blocks_touch_only_their_values(isa, tmp_path):
     exe = build_cpu_check("block_bounds_check", isa, tmp_path, optimize="-O1",
                           extra=["-fsanitize=address", "-fno-omit-frame-pointer"])
     done = subprocess.run([exe], capture_output=True, text=True, timeout=600,
-                          env={"ASAN_OPTIONS": "detect_leaks=0"})
+                          env={**os.environ, "ASAN_OPTIONS": "detect_leaks=0"})
     assert done.returncode == 0 and "checked 600 lengths" in done.stdout, done.stdout[-2000:] + done.stderr[-6000:]

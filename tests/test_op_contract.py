@@ -702,7 +702,8 @@ def test_elementwise_independence(combo, dtype, n, placement):
 # Every length up to past two whole packs of the widest build (the kernels
 # work on packs of 4 vectors, csrc/cpu/lanes.h; AVX512 float and bfloat16: 64
 # values), so that every tail length is a partial pack, after none, one and
-# two whole packs, and a pack's lanes past its tail are left unwritten. The
+# two whole packs (that a partial pack touches nothing past the tail is
+# test_cpu_blocks.py's, under AddressSanitizer). The
 # bfloat16 blocks widen in lane order (csrc/cpu/half_io.h), which spreads a
 # tail over both float vectors, and the f' buffer of a shape or a blend must
 # follow that order: with the first len floats of a tail stored and read

@@ -23,6 +23,7 @@
 #endif
 
 #include <algorithm>
+#include <new>
 #include <tuple>
 #include <type_traits>
 
@@ -42,8 +43,9 @@ namespace artderiv {
 
 // A kernel's parameters as packs (made once per call): 32 slots, of which a
 // formula uses a few. In a union, so that they are not zeroed on construction
-// as Vectorized values are (4 KiB of stores per call). Lanes itself is no
-// union: GCC then keeps the lanes of a loop's values in memory.
+// as Vectorized values are (4 KiB of stores per call on AVX2, 8 on AVX512);
+// set() starts the lifetime of the slots in use. Lanes itself is no union:
+// GCC then keeps the lanes of a loop's values in memory.
 template <class V, int N>
 struct Params<math::Lanes<V, N>> {
   union {
@@ -51,6 +53,7 @@ struct Params<math::Lanes<V, N>> {
   };
   int count;
   Params() {}
+  void set(int i, const math::Lanes<V, N>& value) { ::new (&v[i]) math::Lanes<V, N>(value); }
   const math::Lanes<V, N>& operator[](int i) const { return v[i]; }
 };
 
@@ -70,7 +73,7 @@ constexpr bool kHalfType =
 // each in turn (lanes.h: the CPU overlaps their latency chains). Four on AVX2
 // and AVX512, where 4 float vectors of an exp-based formula still fit the
 // registers; two (a bfloat16/float16 vector's two float halves) in the
-// DEFAULT build, where a Vectorized is an array that GCC loops over.
+// DEFAULT build, which runs where the CPU has neither.
 #ifdef CPU_CAPABILITY_DEFAULT
 constexpr int kLanes = 2;
 #else
@@ -87,14 +90,14 @@ using VecParams = Params<Pack<T>>;
 template <class T>
 VecParams<T> broadcast(const Params<double>& p) {
   VecParams<T> out;
-  for (int i = 0; i < p.count; ++i) out.v[i] = Pack<T>(static_cast<T>(p.v[i]));
+  for (int i = 0; i < p.count; ++i) out.set(i, Pack<T>(static_cast<T>(p.v[i])));
   out.count = p.count;
   return out;
 }
 
-// The per-vector bodies below are lambdas marked with this: GCC's inlining
+// The per-pack bodies below are lambdas marked with this: GCC's inlining
 // of them (and of HalfIO's helpers) into the loop otherwise changes with
-// unrelated edits, and an out-of-line body costs a call per vector.
+// unrelated edits, and an out-of-line body costs a call per pack.
 #if defined(__GNUC__)
 #define ARTDERIV_INLINE_BODY __attribute__((always_inline))
 #else

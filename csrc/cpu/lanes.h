@@ -7,10 +7,10 @@
 // waiting tail of that chain and overlaps only two or three vectors; with
 // the instructions of four vectors interleaved it has four ready at every
 // step. On an AMD EPYC (AVX2), relu's sigmoid-derivative backward loop on
-// data in L1 took 28% less time with N = 4 than with one vector (benchmarks/
-// RESULTS.md). Unrolling the loop does not do it: GCC keeps each vector's
-// instructions together, and N = 2 per loop iteration that way ran as fast as
-// one. Every lane computes exactly what one Vectorized would: the same
+// data in L1 took about 22% less time with packs of four than one vector at
+// a time (a standalone loop of its instructions: 28%; benchmarks/RESULTS.md).
+// Unrolling the loop does not do it: GCC keeps each vector's instructions
+// together, and two or four per loop iteration that way ran as fast as one. Every lane computes exactly what one Vectorized would: the same
 // operations in the same order, so the values are the same bits.
 //
 // Include after vec_math.h (the per-lane functions) and before formulas.h:
@@ -110,8 +110,9 @@ ARTDERIV_LANEWISE(gate, (ARTDERIV_L grad, ARTDERIV_L d), (grad.v[k], d.v[k]))
 ARTDERIV_LANEWISE(both, (ARTDERIV_L a, ARTDERIV_L b), (a.v[k], b.v[k]))
 ARTDERIV_LANEWISE(maximum, (ARTDERIV_L a, ARTDERIV_L b), (a.v[k], b.v[k]))
 ARTDERIV_LANEWISE(minimum, (ARTDERIV_L a, ARTDERIV_L b), (a.v[k], b.v[k]))
-// exp and one_plus_exp: Sleef's exp lane by lane for double (an out-of-line
-// call each); the inline float exp below interleaves its own steps.
+// exp and one_plus_exp lane by lane where vec_math.h has no inline version
+// (double: Sleef, an out-of-line call each; the DEFAULT build: ATen's); the
+// inline float exp of the AVX2/AVX512 builds below interleaves its own steps.
 ARTDERIV_LANEWISE(exp, (ARTDERIV_L x), (x.v[k]))
 ARTDERIV_LANEWISE(one_plus_exp, (ARTDERIV_L x), (x.v[k]))
 #undef ARTDERIV_L

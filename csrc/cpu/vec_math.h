@@ -121,9 +121,9 @@ inline FloatBits clamp(FloatBits x, float lo, float hi) {
 #endif
 
 // Sleef's reduction and polynomial: x = q ln2 + s, |s| <= ln2/2 (ln2 split in
-// two for an exact q ln2); e^s = 1 + s + s^2 P(s) into exp_s, and q. For n
+// two for an exact q ln2); e^s = 1 + s + s^2 P(s) into exp_s, and q. For N
 // independent vectors at once, one step of all of them after another
-// (Lanes, lanes.h); n = 1 is the plain Vectorized overload.
+// (Lanes, lanes.h); N = 1 is the plain Vectorized overload.
 template <int N>
 C10_ALWAYS_INLINE void exp_parts(const FloatBits* x, FloatBits* exp_s, IntBits* q) {
   FloatBits s[N], u[N];
@@ -183,7 +183,7 @@ inline at::vec::Vectorized<float> exp(const at::vec::Vectorized<float>& vx) {
 }
 
 inline at::vec::Vectorized<float> one_plus_exp(const at::vec::Vectorized<float>& vx) {
-  const detail::CPU_CAPABILITY::FloatBits x = vx;  // (a Vectorized argument would pick at::vec::clamp)
+  const detail::CPU_CAPABILITY::FloatBits x = vx;
   detail::CPU_CAPABILITY::FloatBits r;
   detail::CPU_CAPABILITY::one_plus_exp_lanes<1>(&x, &r);
   return r;
