@@ -119,25 +119,35 @@ ARTDERIV_LANEWISE(one_plus_exp, (ARTDERIV_L x), (x.v[k]))
 #undef ARTDERIV_LANEWISE
 
 #ifdef ARTDERIV_INLINE_VEC_EXP
+namespace detail {
+namespace CPU_CAPABILITY {
 template <int N>
-C10_ALWAYS_INLINE Lanes<at::vec::Vectorized<float>, N> exp(const Lanes<at::vec::Vectorized<float>, N>& x) {
-  Lanes<at::vec::Vectorized<float>, N> r;
-  detail::CPU_CAPABILITY::FloatBits in[N], out[N];
+using FloatLanes = Lanes<at::vec::Vectorized<float>, N>;
+
+// kFn(in, out) of vec_math.h, which works on the lanes' raw float vectors
+template <int N, void (*kFn)(const FloatBits*, FloatBits*)>
+C10_ALWAYS_INLINE FloatLanes<N> on_float_bits(const FloatLanes<N>& x) {
+  FloatBits in[N], out[N];
   ARTDERIV_FOR_EACH_LANE(k, N) in[k] = x.v[k];
-  detail::CPU_CAPABILITY::exp_lanes<N>(in, out);
+  kFn(in, out);
+  FloatLanes<N> r;
   ARTDERIV_FOR_EACH_LANE(k, N) r.v[k] = out[k];
   return r;
+}
+}  // namespace CPU_CAPABILITY
+}  // namespace detail
+
+template <int N>
+C10_ALWAYS_INLINE Lanes<at::vec::Vectorized<float>, N> exp(const Lanes<at::vec::Vectorized<float>, N>& x) {
+  using namespace detail::CPU_CAPABILITY;
+  return on_float_bits<N, &exp_lanes<N>>(x);
 }
 
 template <int N>
 C10_ALWAYS_INLINE Lanes<at::vec::Vectorized<float>, N> one_plus_exp(
     const Lanes<at::vec::Vectorized<float>, N>& x) {
-  Lanes<at::vec::Vectorized<float>, N> r;
-  detail::CPU_CAPABILITY::FloatBits in[N], out[N];
-  ARTDERIV_FOR_EACH_LANE(k, N) in[k] = x.v[k];
-  detail::CPU_CAPABILITY::one_plus_exp_lanes<N>(in, out);
-  ARTDERIV_FOR_EACH_LANE(k, N) r.v[k] = out[k];
-  return r;
+  using namespace detail::CPU_CAPABILITY;
+  return on_float_bits<N, &one_plus_exp_lanes<N>>(x);
 }
 #endif
 
