@@ -10,8 +10,9 @@
 // data in L1 took about 22% less time with packs of four than one vector at
 // a time (a standalone loop of its instructions: 28%; benchmarks/RESULTS.md).
 // Unrolling the loop does not do it: GCC keeps each vector's instructions
-// together, and two or four per loop iteration that way ran as fast as one. Every lane computes exactly what one Vectorized would: the same
-// operations in the same order, so the values are the same bits.
+// together, and two or four per loop iteration that way ran as fast as one.
+// Every lane computes exactly what one Vectorized would: the same operations
+// in the same order, so the values are the same bits.
 //
 // Include after vec_math.h (the per-lane functions) and before formulas.h:
 // the formulas' qualified math:: calls only see overloads declared before them.
@@ -41,27 +42,23 @@ struct Lanes {
   template <class S, std::enable_if_t<std::is_arithmetic_v<S>, int> = 0>
   explicit Lanes(S s) : Lanes(V(static_cast<value_type>(s))) {}
 
-  // len values from p, the lanes past them zero (a partial vector: the tail)
+  // values of the pack's k-th vector that lie within its first len
+  static int64_t in_lane(int64_t len, int k) {
+    return std::min<int64_t>(std::max<int64_t>(len - k * V::size(), 0), V::size());
+  }
+  // len values from p, the lanes past them zero (a partial pack: the tail)
   static Lanes loadu(const value_type* p, int64_t len = size()) {
     Lanes r;
-    if (len == size()) {
-      ARTDERIV_FOR_EACH_LANE(k, N) r.v[k] = V::loadu(p + k * V::size());
-      return r;
-    }
     ARTDERIV_FOR_EACH_LANE(k, N) {
-      const int64_t in_lane = std::min<int64_t>(std::max<int64_t>(len - k * V::size(), 0), V::size());
-      r.v[k] = in_lane > 0 ? V::loadu(p + k * V::size(), in_lane) : V(value_type(0));
+      const int64_t count = in_lane(len, k);
+      r.v[k] = count > 0 ? V::loadu(p + k * V::size(), count) : V(value_type(0));
     }
     return r;
   }
   void store(value_type* p, int64_t len = size()) const {
-    if (len == size()) {
-      ARTDERIV_FOR_EACH_LANE(k, N) v[k].store(p + k * V::size());
-      return;
-    }
     ARTDERIV_FOR_EACH_LANE(k, N) {
-      const int64_t in_lane = std::min<int64_t>(std::max<int64_t>(len - k * V::size(), 0), V::size());
-      if (in_lane > 0) v[k].store(p + k * V::size(), in_lane);
+      const int64_t count = in_lane(len, k);
+      if (count > 0) v[k].store(p + k * V::size(), count);
     }
   }
 
