@@ -11,8 +11,19 @@
 
 #include <cmath>
 
+// Always inlined, also on the host: the CPU kernels are the formulas applied
+// to packs of vectors, and a formula left out of line passes each pack
+// through memory. GCC stops inlining plain `inline` functions once a
+// translation unit has grown enough, and each per-ISA kernel file has (all
+// activations and derivatives, four dtypes): logistic and Atan::eval became
+// calls in the loops, and relu:sigmoid's bfloat16 backward took twice as long
+// (benchmarks/RESULTS.md; tests/test_library_isa.py checks the loops).
 #if defined(__CUDACC__) || defined(__HIPCC__)
 #define ARTDERIV_HD __host__ __device__ __forceinline__
+#elif defined(__GNUC__)
+#define ARTDERIV_HD inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#define ARTDERIV_HD __forceinline
 #else
 #define ARTDERIV_HD inline
 #endif

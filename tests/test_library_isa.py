@@ -266,3 +266,49 @@ def test_loop_heads_finds_the_loop_not_the_tail():
 """
     heads = loop_heads(before, FLOAT_FORWARD_BLOCK)
     assert heads == {"void artderiv::cpu::AVX2::forward_block<artderiv::Relu, float>(float const*, float*, long)": 0x12b330}
+
+
+# Every block function of the kernels (csrc/cpu/activation_kernels.h), any ISA.
+BLOCK = re.compile(r"artderiv::cpu::(AVX2|AVX512|DEFAULT)::\w+_block<")
+CALL = re.compile(r"^\s*[0-9a-f]+:\s+call\s+[0-9a-f]+ <(?P<target>.*)>")
+
+
+def loop_calls(disassembly: str, name: re.Pattern) -> dict:
+    """{function: [call targets in its main loop]} for the matching functions."""
+    heads = loop_heads(disassembly, name)
+    calls, function = {}, None
+    for line in disassembly.splitlines():
+        header = FUNCTION.match(line)
+        if header:
+            function = header.group(1) if heads.get(header.group(1)) is not None else None
+            continue
+        insn = INSTRUCTION.match(line)
+        if function is None or insn is None or int(insn["address"], 16) < heads[function]:
+            continue
+        call = CALL.match(line)
+        if call:
+            calls.setdefault(function, []).append(call["target"])
+        jump = BRANCH.match(line)
+        if jump and int(jump.group(2), 16) == heads[function]:
+            function = None
+    return calls
+
+
+def test_block_loops_call_no_formula(disassembly):
+    # The formulas, the Lanes operators and the exp of vec_math.h must be
+    # inlined into the loops. GCC stops inlining in a large translation unit
+    # (its unit-growth limits), and the per-ISA kernel file is one: with the
+    # formulas only `inline`, logistic and Atan::eval became calls that passed
+    # each pack through memory, and relu:sigmoid's bfloat16 backward took twice
+    # as long through the op as the same block in the small block_loops.cpp
+    # (benchmarks/RESULTS.md). Calls to the vector math library are expected
+    # (Sleef: the float tanh, erf, expm1, log1p and every double function; libm
+    # in the DEFAULT build); a call to artderiv's or ATen's vector code is not.
+    heads = loop_heads(disassembly, BLOCK)
+    assert len(heads) > 500, f"only {len(heads)} block functions found"
+    calls = loop_calls(disassembly, BLOCK)
+    assert any("Sleef_" in t for ts in calls.values() for t in ts), "the check sees no call at all"
+    bad = {f[:140]: sorted({t[:100] for t in ts if "artderiv::" in t or "at::vec::" in t})
+           for f, ts in calls.items()}
+    bad = {f: ts for f, ts in bad.items() if ts}
+    assert not bad, f"{len(bad)} block loops call out: " + "\n".join(f"{f}: {t}" for f, t in list(bad.items())[:8])

@@ -1,6 +1,7 @@
 // Lanes<V, N>: N independent vectors that every operation applies to in
 // turn, so that the formulas of formulas.h run on N vectors at once, one
-// instruction of each in a row.
+// instruction of each in a row. Every function here is always inlined (see
+// ARTDERIV_HD in scalar_math.h): a call would pass the pack through memory.
 //
 // Why: an exp-based formula is a chain of about 25 dependent instructions a
 // vector. Written one vector at a time, the CPU's scheduler fills with the
@@ -36,18 +37,18 @@ struct Lanes {
 
   V v[N];
   Lanes() = default;
-  explicit Lanes(const V& x) {
+  C10_ALWAYS_INLINE explicit Lanes(const V& x) {
     ARTDERIV_FOR_EACH_LANE(k, N) v[k] = x;
   }
   template <class S, std::enable_if_t<std::is_arithmetic_v<S>, int> = 0>
-  explicit Lanes(S s) : Lanes(V(static_cast<value_type>(s))) {}
+  C10_ALWAYS_INLINE explicit Lanes(S s) : Lanes(V(static_cast<value_type>(s))) {}
 
   // values of the pack's k-th vector that lie within its first len
-  static int64_t in_lane(int64_t len, int k) {
+  C10_ALWAYS_INLINE static int64_t in_lane(int64_t len, int k) {
     return std::min<int64_t>(std::max<int64_t>(len - k * V::size(), 0), V::size());
   }
   // len values from p, the lanes past them zero (a partial pack: the tail)
-  static Lanes loadu(const value_type* p, int64_t len = size()) {
+  C10_ALWAYS_INLINE static Lanes loadu(const value_type* p, int64_t len = size()) {
     Lanes r;
     ARTDERIV_FOR_EACH_LANE(k, N) {
       const int64_t count = in_lane(len, k);
@@ -55,18 +56,18 @@ struct Lanes {
     }
     return r;
   }
-  void store(value_type* p, int64_t len = size()) const {
+  C10_ALWAYS_INLINE void store(value_type* p, int64_t len = size()) const {
     ARTDERIV_FOR_EACH_LANE(k, N) {
       const int64_t count = in_lane(len, k);
       if (count > 0) v[k].store(p + k * V::size(), count);
     }
   }
 
-#define ARTDERIV_LANES_OPERATOR(op)                                 \
-  friend Lanes operator op(const Lanes& a, const Lanes& b) {        \
-    Lanes r;                                                        \
-    ARTDERIV_FOR_EACH_LANE(k, N) r.v[k] = a.v[k] op b.v[k];         \
-    return r;                                                       \
+#define ARTDERIV_LANES_OPERATOR(op)                                              \
+  C10_ALWAYS_INLINE friend Lanes operator op(const Lanes& a, const Lanes& b) { \
+    Lanes r;                                                                   \
+    ARTDERIV_FOR_EACH_LANE(k, N) r.v[k] = a.v[k] op b.v[k];                    \
+    return r;                                                                  \
   }
   ARTDERIV_LANES_OPERATOR(+)
   ARTDERIV_LANES_OPERATOR(-)

@@ -16,7 +16,7 @@ namespace artderiv {
 namespace math {
 
 template <class T>
-inline at::vec::Vectorized<T> select(const at::vec::Vectorized<T>& mask,
+C10_ALWAYS_INLINE at::vec::Vectorized<T> select(const at::vec::Vectorized<T>& mask,
                                      const at::vec::Vectorized<T>& a,
                                      const at::vec::Vectorized<T>& b) {
   return at::vec::Vectorized<T>::blendv(b, a, mask);
@@ -24,36 +24,36 @@ inline at::vec::Vectorized<T> select(const at::vec::Vectorized<T>& mask,
 
 // Comparison masks are all ones or all zeros per lane.
 template <class T>
-inline at::vec::Vectorized<T> select_or_zero(const at::vec::Vectorized<T>& mask,
+C10_ALWAYS_INLINE at::vec::Vectorized<T> select_or_zero(const at::vec::Vectorized<T>& mask,
                                              const at::vec::Vectorized<T>& a) {
   return mask & a;
 }
 
 // maxps(lo, x) returns x when either is NaN or they are equal: x < lo ? lo : x.
 template <class T>
-inline at::vec::Vectorized<T> clamp_min(const at::vec::Vectorized<T>& x,
+C10_ALWAYS_INLINE at::vec::Vectorized<T> clamp_min(const at::vec::Vectorized<T>& x,
                                         const at::vec::Vectorized<T>& lo) {
   return at::vec::clamp_min(x, lo);
 }
 
 template <class T>
-inline at::vec::Vectorized<T> clamp_max(const at::vec::Vectorized<T>& x,
+C10_ALWAYS_INLINE at::vec::Vectorized<T> clamp_max(const at::vec::Vectorized<T>& x,
                                         const at::vec::Vectorized<T>& hi) {
   return at::vec::clamp_max(x, hi);
 }
 
 template <class T>
-inline at::vec::Vectorized<T> neg(const at::vec::Vectorized<T>& x) {
+C10_ALWAYS_INLINE at::vec::Vectorized<T> neg(const at::vec::Vectorized<T>& x) {
   return x.neg();
 }
 
 template <class T>
-inline at::vec::Vectorized<T> abs(const at::vec::Vectorized<T>& x) {
+C10_ALWAYS_INLINE at::vec::Vectorized<T> abs(const at::vec::Vectorized<T>& x) {
   return x.abs();
 }
 
 template <class T>
-inline at::vec::Vectorized<T> exp(const at::vec::Vectorized<T>& x) {
+C10_ALWAYS_INLINE at::vec::Vectorized<T> exp(const at::vec::Vectorized<T>& x) {
   return x.exp();
 }
 
@@ -74,48 +74,48 @@ namespace CPU_CAPABILITY {
 #if defined(CPU_CAPABILITY_AVX512)
 using FloatBits = __m512;
 using IntBits = __m512i;
-inline FloatBits set1(float v) { return _mm512_set1_ps(v); }
-inline FloatBits fma(FloatBits a, FloatBits b, FloatBits c) { return _mm512_fmadd_ps(a, b, c); }
-inline FloatBits mul(FloatBits a, FloatBits b) { return _mm512_mul_ps(a, b); }
-inline FloatBits add(FloatBits a, FloatBits b) { return _mm512_add_ps(a, b); }
-inline IntBits round_to_int(FloatBits a) { return _mm512_cvtps_epi32(a); }  // to nearest even
-inline FloatBits to_float(IntBits q) { return _mm512_cvtepi32_ps(q); }
+C10_ALWAYS_INLINE FloatBits set1(float v) { return _mm512_set1_ps(v); }
+C10_ALWAYS_INLINE FloatBits fma(FloatBits a, FloatBits b, FloatBits c) { return _mm512_fmadd_ps(a, b, c); }
+C10_ALWAYS_INLINE FloatBits mul(FloatBits a, FloatBits b) { return _mm512_mul_ps(a, b); }
+C10_ALWAYS_INLINE FloatBits add(FloatBits a, FloatBits b) { return _mm512_add_ps(a, b); }
+C10_ALWAYS_INLINE IntBits round_to_int(FloatBits a) { return _mm512_cvtps_epi32(a); }  // to nearest even
+C10_ALWAYS_INLINE FloatBits to_float(IntBits q) { return _mm512_cvtepi32_ps(q); }
 // 2^q for q in the normal exponent range, built in the exponent field
-inline FloatBits pow2i(IntBits q) {
+C10_ALWAYS_INLINE FloatBits pow2i(IntBits q) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(q, _mm512_set1_epi32(0x7f)), 23));
 }
-inline IntBits half(IntBits q) { return _mm512_srai_epi32(q, 1); }
-inline IntBits set1i(int v) { return _mm512_set1_epi32(v); }
-inline IntBits sub(IntBits a, IntBits b) { return _mm512_sub_epi32(a, b); }
+C10_ALWAYS_INLINE IntBits half(IntBits q) { return _mm512_srai_epi32(q, 1); }
+C10_ALWAYS_INLINE IntBits set1i(int v) { return _mm512_set1_epi32(v); }
+C10_ALWAYS_INLINE IntBits sub(IntBits a, IntBits b) { return _mm512_sub_epi32(a, b); }
 // 0 where x < lo (false for NaN), +inf where x > hi, else u
-inline FloatBits clamp_range(FloatBits x, FloatBits u, float lo, float hi) {
+C10_ALWAYS_INLINE FloatBits clamp_range(FloatBits x, FloatBits u, float lo, float hi) {
   u = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, set1(lo), _CMP_NLT_UQ), u);
   return _mm512_mask_mov_ps(u, _mm512_cmp_ps_mask(set1(hi), x, _CMP_LT_OQ), set1(INFINITY));
 }
 // x into [lo, hi]; maxps/minps return their second operand, x, for a NaN x
-inline FloatBits clamp(FloatBits x, float lo, float hi) {
+C10_ALWAYS_INLINE FloatBits clamp(FloatBits x, float lo, float hi) {
   return _mm512_min_ps(set1(hi), _mm512_max_ps(set1(lo), x));
 }
 #else
 using FloatBits = __m256;
 using IntBits = __m256i;
-inline FloatBits set1(float v) { return _mm256_set1_ps(v); }
-inline FloatBits fma(FloatBits a, FloatBits b, FloatBits c) { return _mm256_fmadd_ps(a, b, c); }
-inline FloatBits mul(FloatBits a, FloatBits b) { return _mm256_mul_ps(a, b); }
-inline FloatBits add(FloatBits a, FloatBits b) { return _mm256_add_ps(a, b); }
-inline IntBits round_to_int(FloatBits a) { return _mm256_cvtps_epi32(a); }
-inline FloatBits to_float(IntBits q) { return _mm256_cvtepi32_ps(q); }
-inline FloatBits pow2i(IntBits q) {
+C10_ALWAYS_INLINE FloatBits set1(float v) { return _mm256_set1_ps(v); }
+C10_ALWAYS_INLINE FloatBits fma(FloatBits a, FloatBits b, FloatBits c) { return _mm256_fmadd_ps(a, b, c); }
+C10_ALWAYS_INLINE FloatBits mul(FloatBits a, FloatBits b) { return _mm256_mul_ps(a, b); }
+C10_ALWAYS_INLINE FloatBits add(FloatBits a, FloatBits b) { return _mm256_add_ps(a, b); }
+C10_ALWAYS_INLINE IntBits round_to_int(FloatBits a) { return _mm256_cvtps_epi32(a); }
+C10_ALWAYS_INLINE FloatBits to_float(IntBits q) { return _mm256_cvtepi32_ps(q); }
+C10_ALWAYS_INLINE FloatBits pow2i(IntBits q) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(q, _mm256_set1_epi32(0x7f)), 23));
 }
-inline IntBits half(IntBits q) { return _mm256_srai_epi32(q, 1); }
-inline IntBits set1i(int v) { return _mm256_set1_epi32(v); }
-inline IntBits sub(IntBits a, IntBits b) { return _mm256_sub_epi32(a, b); }
-inline FloatBits clamp_range(FloatBits x, FloatBits u, float lo, float hi) {
+C10_ALWAYS_INLINE IntBits half(IntBits q) { return _mm256_srai_epi32(q, 1); }
+C10_ALWAYS_INLINE IntBits set1i(int v) { return _mm256_set1_epi32(v); }
+C10_ALWAYS_INLINE IntBits sub(IntBits a, IntBits b) { return _mm256_sub_epi32(a, b); }
+C10_ALWAYS_INLINE FloatBits clamp_range(FloatBits x, FloatBits u, float lo, float hi) {
   u = _mm256_andnot_ps(_mm256_cmp_ps(x, set1(lo), _CMP_LT_OQ), u);
   return _mm256_blendv_ps(u, set1(INFINITY), _mm256_cmp_ps(set1(hi), x, _CMP_LT_OQ));
 }
-inline FloatBits clamp(FloatBits x, float lo, float hi) {
+C10_ALWAYS_INLINE FloatBits clamp(FloatBits x, float lo, float hi) {
   return _mm256_min_ps(set1(hi), _mm256_max_ps(set1(lo), x));
 }
 #endif
@@ -175,14 +175,14 @@ C10_ALWAYS_INLINE void one_plus_exp_lanes(const FloatBits* x, FloatBits* out) {
 }  // namespace CPU_CAPABILITY
 }  // namespace detail
 
-inline at::vec::Vectorized<float> exp(const at::vec::Vectorized<float>& vx) {
+C10_ALWAYS_INLINE at::vec::Vectorized<float> exp(const at::vec::Vectorized<float>& vx) {
   const detail::CPU_CAPABILITY::FloatBits x = vx;
   detail::CPU_CAPABILITY::FloatBits r;
   detail::CPU_CAPABILITY::exp_lanes<1>(&x, &r);
   return r;
 }
 
-inline at::vec::Vectorized<float> one_plus_exp(const at::vec::Vectorized<float>& vx) {
+C10_ALWAYS_INLINE at::vec::Vectorized<float> one_plus_exp(const at::vec::Vectorized<float>& vx) {
   const detail::CPU_CAPABILITY::FloatBits x = vx;
   detail::CPU_CAPABILITY::FloatBits r;
   detail::CPU_CAPABILITY::one_plus_exp_lanes<1>(&x, &r);
@@ -191,27 +191,27 @@ inline at::vec::Vectorized<float> one_plus_exp(const at::vec::Vectorized<float>&
 #endif
 
 template <class T>
-inline at::vec::Vectorized<T> one_plus_exp(const at::vec::Vectorized<T>& x) {
+C10_ALWAYS_INLINE at::vec::Vectorized<T> one_plus_exp(const at::vec::Vectorized<T>& x) {
   return at::vec::Vectorized<T>(T(1)) + x.exp();
 }
 
 template <class T>
-inline at::vec::Vectorized<T> expm1(const at::vec::Vectorized<T>& x) {
+C10_ALWAYS_INLINE at::vec::Vectorized<T> expm1(const at::vec::Vectorized<T>& x) {
   return x.expm1();
 }
 
 template <class T>
-inline at::vec::Vectorized<T> log1p(const at::vec::Vectorized<T>& x) {
+C10_ALWAYS_INLINE at::vec::Vectorized<T> log1p(const at::vec::Vectorized<T>& x) {
   return x.log1p();
 }
 
 template <class T>
-inline at::vec::Vectorized<T> tanh(const at::vec::Vectorized<T>& x) {
+C10_ALWAYS_INLINE at::vec::Vectorized<T> tanh(const at::vec::Vectorized<T>& x) {
   return x.tanh();
 }
 
 template <class T>
-inline at::vec::Vectorized<T> erf(const at::vec::Vectorized<T>& x) {
+C10_ALWAYS_INLINE at::vec::Vectorized<T> erf(const at::vec::Vectorized<T>& x) {
   return x.erf();
 }
 
@@ -219,26 +219,26 @@ inline at::vec::Vectorized<T> erf(const at::vec::Vectorized<T>& x) {
 // and an AND: blendv against a zero costs a third instruction (GCC rebuilds
 // the mask from its sign bits).
 template <class T>
-inline at::vec::Vectorized<T> gate(const at::vec::Vectorized<T>& grad,
+C10_ALWAYS_INLINE at::vec::Vectorized<T> gate(const at::vec::Vectorized<T>& grad,
                                    const at::vec::Vectorized<T>& d) {
   using V = at::vec::Vectorized<T>;
   return select_or_zero(d != V(T(0)), grad * d);
 }
 
 template <class T>
-inline at::vec::Vectorized<T> both(const at::vec::Vectorized<T>& a,
+C10_ALWAYS_INLINE at::vec::Vectorized<T> both(const at::vec::Vectorized<T>& a,
                                    const at::vec::Vectorized<T>& b) {
   return a & b;
 }
 
 template <class T>
-inline at::vec::Vectorized<T> maximum(const at::vec::Vectorized<T>& a,
+C10_ALWAYS_INLINE at::vec::Vectorized<T> maximum(const at::vec::Vectorized<T>& a,
                                       const at::vec::Vectorized<T>& b) {
   return at::vec::maximum(a, b);
 }
 
 template <class T>
-inline at::vec::Vectorized<T> minimum(const at::vec::Vectorized<T>& a,
+C10_ALWAYS_INLINE at::vec::Vectorized<T> minimum(const at::vec::Vectorized<T>& a,
                                       const at::vec::Vectorized<T>& b) {
   return at::vec::minimum(a, b);
 }
