@@ -125,6 +125,11 @@ def implementations(case: Case, peers: Tuple[str, ...]) -> Dict[str, Callable]:
     impls = {"artderiv": artderiv_fn(case)}
     if "native" in peers:
         impls["native"] = NATIVE[case.activation]
+    if "again" in peers:
+        # The A/A control: the native op again under another name. Its ratio
+        # to "native" would be 1 on a quiet machine; what it is instead shows
+        # how far a ratio moves by noise alone, in the same rounds.
+        impls["native_again"] = lambda x, f=NATIVE[case.activation]: f(x)
     if "eager" in peers:
         impls["eager_recipe"] = eager_recipe(case)
     if "compiled" in peers:

@@ -23,7 +23,9 @@ def test_bench_quick_outputs(tmp_path):
     assert {"cpu", "threads", "torch", "cpu_kernel_isa", "command"} <= set(machine)
     phases = {(r["phase"], r["impl"]) for r in rows}
     for phase in ("forward", "backward", "forward+backward"):
-        assert (phase, "artderiv") in phases and (phase, "native") in phases and (phase, "eager_recipe") in phases
+        assert {"artderiv", "native", "eager_recipe"} <= {i for p, i in phases if p == phase}
+    # The A/A control (the native op timed twice) where targets read ratios to native.
+    assert {p for p, i in phases if i == "native_again"} == {"forward", "backward"}
     assert ("copy", "copy") in phases
     for r in rows:
         assert r["seconds"] > 0 and r["GBps"] > 0 and len(r["times"]) == 2
@@ -31,6 +33,14 @@ def test_bench_quick_outputs(tmp_path):
             assert set(r["ratios"]) >= {"native", "eager_recipe"}
             for q in r["ratios"].values():
                 assert q["median"] > 0 and q["spread"] >= 0
+        # The A/A control: the native op timed twice, its ratio to itself.
+        assert ("ratio_to_native" in r) == (r["impl"] == "native_again")
+        if r["impl"] == "native_again":
+            native = next(n for n in rows if n["impl"] == "native" and
+                          all(n[k] == r[k] for k in ("case", "dtype", "n", "regime", "phase")))
+            ratios = sorted(a / b for a, b in zip(r["times"], native["times"]))
+            assert r["ratio_to_native"]["median"] == pytest.approx(sum(ratios) / 2)
+            assert r["ratio_to_native"]["spread"] == pytest.approx((ratios[1] - ratios[0]) / 2)
     md = (tmp_path / "results.md").read_text()
     assert md.startswith("Machine:") and "| artderiv |" not in md.splitlines()[0]
     assert "relu:sigmoid" in proc.stdout
@@ -43,6 +53,7 @@ def test_bench_quick_outputs(tmp_path):
                                 env=dict(os.environ, PYTHONPATH=ROOT)).stdout
                  for path in (partial, tmp_path / "results.json")]
     assert summaries[0] == summaries[1] and "| target |" in summaries[0]
+    assert "| A/A: native again / native |" in summaries[0]
 
 
 def test_gpu_check_script_is_valid_bash():
