@@ -24,6 +24,7 @@ OUTDIR/rows_<regime>.jsonl, written cell by cell as the run goes.
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -116,13 +117,15 @@ class Timer:
         if key not in self.reps:  # warm up, then size the repetitions once
             fn(0)
             self.sync()
-            reps, elapsed = 1, 0.0
-            while True:
-                elapsed = self._run(fn, reps)
-                if elapsed >= self.min_time or reps >= 1 << 16:
-                    break
+            # Doubling up to an eighth of min_time, then scaled: doubling all
+            # the way spent two to four times min_time per implementation and
+            # cell, a sixth of the default run; one timed call alone sized
+            # from an outlier now and then.
+            reps, elapsed = 1, self._run(fn, 1)
+            while elapsed < self.min_time / 8 and reps < 1 << 16:
                 reps *= 2
-            self.reps[key] = reps
+                elapsed = self._run(fn, reps)
+            self.reps[key] = min(1 << 16, max(1, math.ceil(reps * self.min_time / max(elapsed, 1e-9))))
         reps = self.reps[key]
         return self._run(fn, reps) / reps
 
