@@ -14,6 +14,8 @@ Method (a noisy 2-core VM punishes naive timing):
   * implementations are interleaved in every round, the order rotating; each
     result is the median of per-round times, and every ratio is the median of
     the per-round ratios, with its spread (half the max-min range over rounds).
+  * an A/A control: the native op is timed twice ("native_again"), so the
+    target table can show how far a ratio moves by noise alone in that run;
   * inputs rotate through enough buffers to exceed the last-level cache;
     backward is timed with torch.autograd.grad on a retained graph (no gradient
     accumulation); threads are set explicitly and recorded.
