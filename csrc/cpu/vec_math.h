@@ -1,7 +1,8 @@
 // at::vec::Vectorized overloads of the artderiv::math primitives, so the
 // formulas of formulas.h compile to SIMD code. Include after scalar_math.h and
 // before formulas.h. Comparisons on Vectorized return all-ones bit masks,
-// which select() feeds to blendv.
+// which select() feeds to blendv. Everything here is always inlined, as the
+// formulas are (ARTDERIV_HD in scalar_math.h says why).
 #pragma once
 
 #include <ATen/cpu/vec/vec.h>
@@ -17,28 +18,28 @@ namespace math {
 
 template <class T>
 C10_ALWAYS_INLINE at::vec::Vectorized<T> select(const at::vec::Vectorized<T>& mask,
-                                     const at::vec::Vectorized<T>& a,
-                                     const at::vec::Vectorized<T>& b) {
+                                                const at::vec::Vectorized<T>& a,
+                                                const at::vec::Vectorized<T>& b) {
   return at::vec::Vectorized<T>::blendv(b, a, mask);
 }
 
 // Comparison masks are all ones or all zeros per lane.
 template <class T>
 C10_ALWAYS_INLINE at::vec::Vectorized<T> select_or_zero(const at::vec::Vectorized<T>& mask,
-                                             const at::vec::Vectorized<T>& a) {
+                                                        const at::vec::Vectorized<T>& a) {
   return mask & a;
 }
 
 // maxps(lo, x) returns x when either is NaN or they are equal: x < lo ? lo : x.
 template <class T>
 C10_ALWAYS_INLINE at::vec::Vectorized<T> clamp_min(const at::vec::Vectorized<T>& x,
-                                        const at::vec::Vectorized<T>& lo) {
+                                                   const at::vec::Vectorized<T>& lo) {
   return at::vec::clamp_min(x, lo);
 }
 
 template <class T>
 C10_ALWAYS_INLINE at::vec::Vectorized<T> clamp_max(const at::vec::Vectorized<T>& x,
-                                        const at::vec::Vectorized<T>& hi) {
+                                                   const at::vec::Vectorized<T>& hi) {
   return at::vec::clamp_max(x, hi);
 }
 
@@ -75,10 +76,13 @@ namespace CPU_CAPABILITY {
 using FloatBits = __m512;
 using IntBits = __m512i;
 C10_ALWAYS_INLINE FloatBits set1(float v) { return _mm512_set1_ps(v); }
-C10_ALWAYS_INLINE FloatBits fma(FloatBits a, FloatBits b, FloatBits c) { return _mm512_fmadd_ps(a, b, c); }
+C10_ALWAYS_INLINE FloatBits fma(FloatBits a, FloatBits b, FloatBits c) {
+  return _mm512_fmadd_ps(a, b, c);
+}
 C10_ALWAYS_INLINE FloatBits mul(FloatBits a, FloatBits b) { return _mm512_mul_ps(a, b); }
 C10_ALWAYS_INLINE FloatBits add(FloatBits a, FloatBits b) { return _mm512_add_ps(a, b); }
-C10_ALWAYS_INLINE IntBits round_to_int(FloatBits a) { return _mm512_cvtps_epi32(a); }  // to nearest even
+// to nearest even
+C10_ALWAYS_INLINE IntBits round_to_int(FloatBits a) { return _mm512_cvtps_epi32(a); }
 C10_ALWAYS_INLINE FloatBits to_float(IntBits q) { return _mm512_cvtepi32_ps(q); }
 // 2^q for q in the normal exponent range, built in the exponent field
 C10_ALWAYS_INLINE FloatBits pow2i(IntBits q) {
@@ -100,7 +104,9 @@ C10_ALWAYS_INLINE FloatBits clamp(FloatBits x, float lo, float hi) {
 using FloatBits = __m256;
 using IntBits = __m256i;
 C10_ALWAYS_INLINE FloatBits set1(float v) { return _mm256_set1_ps(v); }
-C10_ALWAYS_INLINE FloatBits fma(FloatBits a, FloatBits b, FloatBits c) { return _mm256_fmadd_ps(a, b, c); }
+C10_ALWAYS_INLINE FloatBits fma(FloatBits a, FloatBits b, FloatBits c) {
+  return _mm256_fmadd_ps(a, b, c);
+}
 C10_ALWAYS_INLINE FloatBits mul(FloatBits a, FloatBits b) { return _mm256_mul_ps(a, b); }
 C10_ALWAYS_INLINE FloatBits add(FloatBits a, FloatBits b) { return _mm256_add_ps(a, b); }
 C10_ALWAYS_INLINE IntBits round_to_int(FloatBits a) { return _mm256_cvtps_epi32(a); }
@@ -220,26 +226,26 @@ C10_ALWAYS_INLINE at::vec::Vectorized<T> erf(const at::vec::Vectorized<T>& x) {
 // the mask from its sign bits).
 template <class T>
 C10_ALWAYS_INLINE at::vec::Vectorized<T> gate(const at::vec::Vectorized<T>& grad,
-                                   const at::vec::Vectorized<T>& d) {
+                                              const at::vec::Vectorized<T>& d) {
   using V = at::vec::Vectorized<T>;
   return select_or_zero(d != V(T(0)), grad * d);
 }
 
 template <class T>
 C10_ALWAYS_INLINE at::vec::Vectorized<T> both(const at::vec::Vectorized<T>& a,
-                                   const at::vec::Vectorized<T>& b) {
+                                              const at::vec::Vectorized<T>& b) {
   return a & b;
 }
 
 template <class T>
 C10_ALWAYS_INLINE at::vec::Vectorized<T> maximum(const at::vec::Vectorized<T>& a,
-                                      const at::vec::Vectorized<T>& b) {
+                                                 const at::vec::Vectorized<T>& b) {
   return at::vec::maximum(a, b);
 }
 
 template <class T>
 C10_ALWAYS_INLINE at::vec::Vectorized<T> minimum(const at::vec::Vectorized<T>& a,
-                                      const at::vec::Vectorized<T>& b) {
+                                                 const at::vec::Vectorized<T>& b) {
   return at::vec::minimum(a, b);
 }
 
