@@ -151,10 +151,10 @@ CLAMPING_FORWARD_BLOCK = re.compile(
     r"artderiv::cpu::(AVX2|AVX512)::forward_block<artderiv::(Relu|Relu6|Hardtanh), (float|double)>\(")
 
 
-def loop_instructions(disassembly: str, name: re.Pattern) -> dict:
-    """{function: mnemonics of its main loop} for the functions whose name
-    matches: from the head that loop_heads finds to the first conditional jump
-    back to it."""
+def loop_lines(disassembly: str, name: re.Pattern) -> dict:
+    """{function: instruction lines of its main loop} for the functions whose
+    name matches: from the head that loop_heads finds to the first
+    conditional jump back to it."""
     heads = loop_heads(disassembly, name)
     loops, function = {}, None
     for line in disassembly.splitlines():
@@ -165,11 +165,17 @@ def loop_instructions(disassembly: str, name: re.Pattern) -> dict:
         insn = INSTRUCTION.match(line)
         if function is None or insn is None or int(insn["address"], 16) < heads[function]:
             continue
-        loops.setdefault(function, []).append(insn["mnemonic"])
+        loops.setdefault(function, []).append(line)
         jump = BRANCH.match(line)
         if jump and int(jump.group(2), 16) == heads[function]:
             function = None  # the loop is closed; ignore the rest
     return loops
+
+
+def loop_instructions(disassembly: str, name: re.Pattern) -> dict:
+    """{function: mnemonics of its main loop} (see loop_lines)."""
+    return {f: [INSTRUCTION.match(l)["mnemonic"] for l in lines]
+            for f, lines in loop_lines(disassembly, name).items()}
 
 
 def test_clamping_forwards_are_one_max_or_min_per_vector(disassembly):
@@ -275,23 +281,9 @@ CALL = re.compile(r"^\s*[0-9a-f]+:\s+call\s+[0-9a-f]+ <(?P<target>.*)>")
 
 def loop_calls(disassembly: str, name: re.Pattern) -> dict:
     """{function: [call targets in its main loop]} for the matching functions."""
-    heads = loop_heads(disassembly, name)
-    calls, function = {}, None
-    for line in disassembly.splitlines():
-        header = FUNCTION.match(line)
-        if header:
-            function = header.group(1) if heads.get(header.group(1)) is not None else None
-            continue
-        insn = INSTRUCTION.match(line)
-        if function is None or insn is None or int(insn["address"], 16) < heads[function]:
-            continue
-        call = CALL.match(line)
-        if call:
-            calls.setdefault(function, []).append(call["target"])
-        jump = BRANCH.match(line)
-        if jump and int(jump.group(2), 16) == heads[function]:
-            function = None
-    return calls
+    calls = {f: [m["target"] for m in map(CALL.match, lines) if m]
+             for f, lines in loop_lines(disassembly, name).items()}
+    return {f: targets for f, targets in calls.items() if targets}
 
 
 def test_block_loops_call_no_formula(disassembly):
