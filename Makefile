@@ -20,7 +20,7 @@ export MAX_JOBS ?= $(shell nproc)
 demo: build
 	$(PY) -m artderiv demo --out out/demo
 
-# CPU benchmark suite (about 5 minutes); options: make bench BENCH_ARGS="--sizes 20,24".
+# CPU benchmark suite (about 3.5 minutes on 2 cores); options: make bench BENCH_ARGS="--sizes 20,24".
 # The SNN libraries are optional peers, installed without their dependencies
 # so that they cannot replace torch.
 bench: build
