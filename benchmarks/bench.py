@@ -166,16 +166,18 @@ def measure(args, case, dtype_name, log2n, regime):
     tasks = {}
     phases = args.phases.split(",")
     for name, f in impls.items():
-        # The A/A control where the targets read ratios to native: kernel
-        # regime (cuda on a GPU), forward and backward.
-        control_only = name == "native_again" and regime == "e2e"
-        if "forward" in phases and not control_only:
+        timed = phases
+        if name == "native_again":
+            # The A/A control only where the targets read ratios to native:
+            # kernel regime (cuda on a GPU), forward and backward.
+            timed = [] if regime == "e2e" else [p for p in phases if p in ("forward", "backward")]
+        if "forward" in timed:
             tasks[("forward", name)] = lambda i, f=f: f(xs[i])
         xr = [x.detach().requires_grad_() for x in xs]
-        if "backward" in phases and not control_only:
+        if "backward" in timed:
             ys = [f(x) for x in xr]
             tasks[("backward", name)] = lambda i, ys=ys, xr=xr: torch.autograd.grad(ys[i], xr[i], gs[i], retain_graph=True)
-        if "forward+backward" in phases and name != "native_again":
+        if "forward+backward" in timed:
             tasks[("forward+backward", name)] = lambda i, f=f, xr=xr: torch.autograd.grad(f(xr[i]), xr[i], gs[i])
     if "copy" in peers:
         dst = torch.empty_like(xs[0])
@@ -250,13 +252,18 @@ def load_rows(path: str) -> list:
         return json.load(f)["rows"]
 
 
+def cell(r) -> tuple:
+    """What identifies a row's measurement cell, whichever implementation."""
+    return r["case"], r["dtype"], r["n"], r["regime"], r["phase"]
+
+
 def format_table(rows) -> str:
     lines = ["| case | dtype | n | regime | phase | impl | time (us) | GB/s | % copy BW | artderiv / impl (median ± spread) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    art = {(r["case"], r["dtype"], r["n"], r["regime"], r["phase"]): r for r in rows if r["impl"] == "artderiv"}
+    art = {cell(r): r for r in rows if r["impl"] == "artderiv"}
     for r in rows:
         ratio = ""
-        a = art.get((r["case"], r["dtype"], r["n"], r["regime"], r["phase"]))
+        a = art.get(cell(r))
         if a is not None and r["impl"] in a.get("ratios", {}):
             q = a["ratios"][r["impl"]]
             ratio = f"{q['median']:.3f} ± {q['spread']:.3f}"
@@ -272,8 +279,7 @@ def targets(rows) -> str:
     lines = ["| target | case | dtype | n | measured (median ± spread) | verdict | A/A: native again / native |",
              "|---|---|---|---|---|---|---|"]
     art = [r for r in rows if r["impl"] == "artderiv" and r["regime"] in ("kernel", "cuda")]
-    key = lambda r: (r["case"], r["dtype"], r["n"], r["regime"], r["phase"])  # noqa: E731
-    aa = {key(r): r["ratio_to_native"] for r in rows if "ratio_to_native" in r}
+    aa = {cell(r): r["ratio_to_native"] for r in rows if "ratio_to_native" in r}
 
     def add(name, r, value, limit, unit="", control=""):
         ok = value <= limit
@@ -285,7 +291,7 @@ def targets(rows) -> str:
         big = r["log2n"] >= 20
         # How far the native op's ratio to itself strayed in the same rounds:
         # a miss smaller than that is not resolved by this run.
-        control = f"{aa[key(r)]['median']:.3f} ± {aa[key(r)]['spread']:.3f}" if key(r) in aa else ""
+        control = f"{aa[cell(r)]['median']:.3f} ± {aa[cell(r)]['spread']:.3f}" if cell(r) in aa else ""
         if big and r["phase"] == "forward" and "native" in q:
             add("forward / native <= 1.05", r, q["native"]["median"], 1.05, control=control)
         if big and r["phase"] == "backward" and "native" in q:

@@ -279,13 +279,6 @@ BLOCK = re.compile(r"artderiv::cpu::(AVX2|AVX512|DEFAULT)::\w+_block<")
 CALL = re.compile(r"^\s*[0-9a-f]+:\s+call\s+[0-9a-f]+ <(?P<target>.*)>")
 
 
-def loop_calls(disassembly: str, name: re.Pattern) -> dict:
-    """{function: [call targets in its main loop]} for the matching functions."""
-    calls = {f: [m["target"] for m in map(CALL.match, lines) if m]
-             for f, lines in loop_lines(disassembly, name).items()}
-    return {f: targets for f, targets in calls.items() if targets}
-
-
 def test_block_loops_call_no_formula(disassembly):
     # The formulas, the Lanes operators and the exp of vec_math.h must be
     # inlined into the loops. GCC stops inlining in a large translation unit
@@ -296,9 +289,9 @@ def test_block_loops_call_no_formula(disassembly):
     # (benchmarks/RESULTS.md). Calls to the vector math library are expected
     # (Sleef: the float tanh, erf, expm1, log1p and every double function; libm
     # in the DEFAULT build); a call to artderiv's or ATen's vector code is not.
-    heads = loop_heads(disassembly, BLOCK)
-    assert len(heads) > 500, f"only {len(heads)} block functions found"
-    calls = loop_calls(disassembly, BLOCK)
+    loops = loop_lines(disassembly, BLOCK)
+    assert len(loops) > 500, f"only {len(loops)} block loops found"
+    calls = {f: [m["target"] for m in map(CALL.match, lines) if m] for f, lines in loops.items()}
     assert any("Sleef_" in t for ts in calls.values() for t in ts), "the check sees no call at all"
     bad = {f[:140]: sorted({t[:100] for t in ts if "artderiv::" in t or "at::vec::" in t})
            for f, ts in calls.items()}
