@@ -14,8 +14,12 @@
 //   /tmp/block_loops 512 2000    # values per block (at most kBlock), calls per round
 //
 // The flags are those of the AVX2 kernel build (setup.py, csrc/cpu/isa_flags.txt).
+// For the AVX512 build, use the avx512 line of isa_flags.txt and add
+// -DCPU_CAPABILITY=AVX512 -DCPU_CAPABILITY_AVX512.
+#ifndef CPU_CAPABILITY
 #define CPU_CAPABILITY AVX2
 #define CPU_CAPABILITY_AVX2
+#endif
 #include "cpu/activation_kernels.h"
 
 #include <algorithm>
@@ -26,7 +30,7 @@
 #include <vector>
 
 using namespace artderiv;
-using namespace artderiv::cpu::AVX2;
+using namespace artderiv::cpu::CPU_CAPABILITY;
 
 template <class F>
 double fastest_ns(const F& f, int calls) {
