@@ -8,9 +8,11 @@ and a plain copy (the achievable bandwidth), all measured in the same run.
 
 Method (a noisy 2-core VM punishes naive timing):
   * regimes: "kernel" re-runs this script with glibc's MALLOC_MMAP_THRESHOLD_ /
-    MALLOC_TRIM_THRESHOLD_ raised, so freed output buffers are reused instead of
-    page-faulted fresh from mmap on every call; "e2e" keeps the default allocator
-    (what a user sees). On CUDA the caching allocator makes them one regime.
+    MALLOC_TRIM_THRESHOLD_ raised and its per-thread cache off, so every op's
+    freed output buffer is reused instead of page-faulted fresh from mmap on
+    every call (or, with the cache, sometimes placed elsewhere); "e2e" keeps the
+    default allocator (what a user sees). On CUDA the caching allocator makes
+    them one regime.
   * implementations are interleaved in every round, the order rotating; each
     result is the median of per-round times, and every ratio is the median of
     the per-round ratios, with its spread (half the max-min range over rounds).
@@ -42,6 +44,15 @@ import recipes  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
 KERNEL_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 34), "MALLOC_TRIM_THRESHOLD_": str(1 << 34)}
+# glibc's per-thread cache keeps small freed blocks from merging with their
+# neighbours. One held right after a freed output leaves that output's block
+# bare, and c10's 64-byte-aligned request of the same size does not fit a bare
+# block, so the next output goes elsewhere. Whether an op's output reused its
+# address or alternated between two then followed the op's small allocations
+# (argument parsing), not its kernel: at 2^20 values artderiv.relu's output
+# alternated and torch.relu's stayed, 1.2-1.75x apart (RESULTS.md, 2026-11-30).
+# Without the cache the freed block merges back and every op reuses it.
+KERNEL_TUNABLES = "glibc.malloc.tcache_count=0"
 # Bytes each phase must move per element, in units of the element size.
 TRAFFIC = {"forward": 2, "backward": 3, "forward+backward": 5, "copy": 2}
 
@@ -342,6 +353,15 @@ def plot(rows, path) -> bool:
     return True
 
 
+def regime_env(regime: str) -> dict:
+    """The environment a regime's child process runs in."""
+    env = dict(os.environ)
+    if regime == "kernel":
+        env.update(KERNEL_ENV)
+        env["GLIBC_TUNABLES"] = ":".join(filter(None, [os.environ.get("GLIBC_TUNABLES"), KERNEL_TUNABLES]))
+    return env
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.summarize:
@@ -357,14 +377,13 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     rows = []
     for regime in regimes:
-        env = dict(os.environ)
-        if regime == "kernel":
-            env.update(KERNEL_ENV)
         cmd = [sys.executable, os.path.abspath(__file__), "--child", regime] + [a for a in (argv or sys.argv[1:])]
-        out = subprocess.run(cmd, env=env, check=True, stdout=subprocess.PIPE, text=True).stdout
+        out = subprocess.run(cmd, env=regime_env(regime), check=True, stdout=subprocess.PIPE, text=True).stdout
         rows += json.loads(out)
     info = machine_info(args.device, args.threads)
     info["command"] = "python benchmarks/bench.py " + " ".join(argv or sys.argv[1:])
+    if "kernel" in regimes:
+        info["kernel_regime_env"] = {**KERNEL_ENV, "GLIBC_TUNABLES": KERNEL_TUNABLES}
     table = format_table(rows) + "\n\nTargets (kernel regime):\n\n" + targets(rows)
     print(table)
     with open(os.path.join(args.out, "results.json"), "w") as f:

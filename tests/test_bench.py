@@ -56,6 +56,31 @@ def test_bench_quick_outputs(tmp_path):
     assert "| A/A: native again / native |" in summaries[0]
 
 
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the kernel regime's settings are glibc's")
+def test_kernel_regime_reuses_each_freed_output():
+    """In the kernel regime's environment an op's output, freed before the
+    next call, is where the next output goes. With glibc's per-thread cache
+    on, this history of allocations makes artderiv.relu's outputs alternate
+    between two addresses (and torch.relu's not): the comparison would then
+    time the allocator's placement, not the kernels."""
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import bench
+
+    script = (
+        "import torch, artderiv\n"
+        "x = torch.randn(1 << 20)\n"
+        "for f in (torch.relu, torch.empty_like, artderiv.relu):\n"
+        "    for _ in range(5):\n"
+        "        f(x)\n"
+        "addresses = [artderiv.relu(x).data_ptr() for _ in range(10)]\n"
+        "print(len(set(addresses[2:])))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env=dict(bench.regime_env("kernel"), PYTHONPATH=ROOT))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["1"], proc.stdout
+
+
 def test_gpu_check_script_is_valid_bash():
     subprocess.run(["bash", "-n", os.path.join(ROOT, "benchmarks", "gpu_check.sh")], check=True)
 
