@@ -81,6 +81,11 @@ def catalog() -> dict:
     return _CATALOG
 
 
-def cpu_kernel_isa() -> str:
-    """The CPU kernel build in use: DEFAULT, AVX2 or AVX512 (ATEN_CPU_CAPABILITY lowers it)."""
-    return torch.ops.artderiv.cpu_kernel_isa()
+def cpu_kernel_isa(activation: Optional[str] = None, dtype: Optional[torch.dtype] = None) -> str:
+    """The CPU kernel build in use: DEFAULT, AVX2 or AVX512 (ATEN_CPU_CAPABILITY lowers it).
+
+    With an activation and a dtype: the build that runs that forward. On AVX512
+    CPUs, the float and double forwards that are only compares and selects
+    (relu, step, ...) run the AVX2 build: they are bound by memory, where the
+    AVX2 loops were the faster ones, as ATen's are."""
+    return torch.ops.artderiv.cpu_kernel_isa(activation, dtype)

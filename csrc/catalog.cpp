@@ -19,6 +19,7 @@ struct ActivationEntry {
   CheckFn check;
   double (*center)(const Params<double>&);
   bool has_output_derivative;
+  bool elementary_forward;
 };
 
 struct DerivativeEntry {
@@ -35,7 +36,7 @@ struct DerivativeEntry {
 
 #define ARTDERIV_ACT_ENTRY(id, S) \
   {S::name, Act::id, S::params, S::default_derivative, &S::check, &S::center, \
-   S::has_output_derivative},
+   S::has_output_derivative, S::elementary_forward},
 const ActivationEntry kActivations[] = {ARTDERIV_ACTIVATIONS(ARTDERIV_ACT_ENTRY)};
 #undef ARTDERIV_ACT_ENTRY
 
@@ -157,7 +158,7 @@ ActivationSpec resolve_activation(c10::string_view activation, c10::ArrayRef<dou
     if (activation == e.name) {
       const Params<double> p =
           resolve_params(e.name, "activation_params", e.name, e.params, false, e.check, params);
-      return {e.act, p, e.name, e.center(p), e.has_output_derivative};
+      return {e.act, p, e.name, e.center(p), e.has_output_derivative, e.elementary_forward};
     }
   }
   TORCH_CHECK_VALUE(false, "artderiv::activation: argument 'activation' is '", activation,

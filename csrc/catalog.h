@@ -21,6 +21,7 @@ struct ActivationSpec {
   const char* name;  // e.g. "relu", used in error messages
   double center;     // the surrogate shapes see x - center (step's threshold)
   bool has_output_derivative;  // f'(x) follows from y = f(x) (sigmoid, tanh, relu)
+  bool elementary_forward;     // the forward is compares, selects and multiplies (relu, step)
 };
 
 struct DerivativeSpec {

@@ -1174,6 +1174,25 @@ def test_python_catalog_views():
 # The other CPU kernel builds (DEFAULT, AVX2): same numerics tests
 # ---------------------------------------------------------------------------
 
+ELEMENTARY_FORWARDS = ["relu", "relu6", "leaky_relu", "hardtanh", "step", "sign"]
+
+
+def test_elementary_float_forwards_run_the_avx2_build_on_avx512():
+    """Forwards that are only compares and selects are bound by memory; on
+    AVX512 CPUs their float and double loops come from the AVX2 build (as
+    ATen's own), every other forward and every half-type one from the best."""
+    best = artderiv.cpu_kernel_isa()
+    for name in CATALOG_ACTIVATIONS:
+        for dtype in (torch.float32, torch.float64, torch.bfloat16, torch.float16):
+            elementary = name in ELEMENTARY_FORWARDS and dtype in (torch.float32, torch.float64)
+            want = "AVX2" if elementary and best == "AVX512" else best
+            assert artderiv.cpu_kernel_isa(name, dtype) == want, (name, dtype)
+    with pytest.raises(ValueError, match="cpu_kernel_isa: give both 'activation' and 'dtype'"):
+        artderiv.cpu_kernel_isa("relu")
+    with pytest.raises(ValueError, match="argument 'activation' is 'nope'; allowed: .*relu"):
+        artderiv.cpu_kernel_isa("nope", torch.float32)
+
+
 _ISA_ORDER = ["DEFAULT", "AVX2", "AVX512"]
 _ISA_SELECTION = (
     "test_forward_equals_torch or test_exact_gradient or test_derivative_matches_reference "

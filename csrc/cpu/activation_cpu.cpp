@@ -37,7 +37,29 @@ const KernelTable& kernels() {
   return table;
 }
 
-std::string cpu_kernel_isa() { return kernels().isa; }
+// The table whose forward runs `act` on `dtype`. An elementary forward (relu,
+// step: compares and selects) on float or double is bound by memory; there,
+// on an AMD EPYC (Zen 4), the AVX512 loops took 2-7% longer than the AVX2
+// ones (benchmarks/RESULTS.md, 2026-11-30), so AVX512 CPUs run it from the
+// AVX2 build, as ATen runs its own elementwise ops (torch.relu's clamp_min
+// among them). Half types widen and round in registers, which AVX512 does faster.
+const KernelTable& forward_kernels(const ActivationSpec& act, at::ScalarType dtype) {
+#if defined(ARTDERIV_CPU_AVX512) && defined(ARTDERIV_CPU_AVX2)
+  if (act.elementary_forward && !at::isReducedFloatingType(dtype) && &kernels() == &kernels_AVX512) {
+    return kernels_AVX2;
+  }
+#endif
+  return kernels();
+}
+
+// With an activation and a dtype: the build that runs that forward.
+std::string cpu_kernel_isa(const std::optional<c10::string_view>& activation,
+                           std::optional<at::ScalarType> dtype) {
+  TORCH_CHECK_VALUE(activation.has_value() == dtype.has_value(),
+                    "artderiv.cpu_kernel_isa: give both 'activation' and 'dtype', or neither");
+  if (!activation) return kernels().isa;
+  return forward_kernels(resolve_activation(*activation, {}), *dtype).isa;
+}
 
 }  // namespace
 }  // namespace cpu
@@ -107,12 +129,13 @@ void for_each_flat_chunk(const at::Tensor& out, std::initializer_list<const at::
 }  // namespace
 
 void activation_forward_cpu(at::Tensor& y, const at::Tensor& x, const ActivationSpec& act) {
+  const cpu::KernelTable& kernels = cpu::forward_kernels(act, y.scalar_type());
   if (same_dense_layout({&y, &x})) {
-    for_each_flat_chunk(y, {&x}, [&](const cpu::Operands& ops) { cpu::kernels().forward(ops, act); });
+    for_each_flat_chunk(y, {&x}, [&](const cpu::Operands& ops) { kernels.forward(ops, act); });
     return;
   }
   auto iter = at::TensorIteratorConfig().add_output(y).add_const_input(x).build();
-  cpu::kernels().forward({&iter, {}, iter.numel(), iter.dtype()}, act);
+  kernels.forward({&iter, {}, iter.numel(), iter.dtype()}, act);
 }
 
 void activation_backward_cpu(at::Tensor& grad_x, const at::Tensor& grad, const at::Tensor& saved,
@@ -134,8 +157,9 @@ void activation_backward_cpu(at::Tensor& grad_x, const at::Tensor& grad, const a
 }
 
 TORCH_LIBRARY_FRAGMENT(artderiv, m) {
-  // Which CPU kernel build runs here (DEFAULT, AVX2, AVX512): for benchmarks and bug reports.
-  m.def("cpu_kernel_isa() -> str", &cpu::cpu_kernel_isa);
+  // Which CPU kernel build runs here (DEFAULT, AVX2, AVX512), or runs one
+  // activation's forward on one dtype: for benchmarks and bug reports.
+  m.def("cpu_kernel_isa(str? activation=None, ScalarType? dtype=None) -> str", &cpu::cpu_kernel_isa);
 }
 
 TORCH_LIBRARY_IMPL(artderiv, CPU, m) {

@@ -18,6 +18,7 @@ ARTDERIV_HD T clamp(T x, T lo, T hi) {
 
 struct Relu : ActivationBase {
   static constexpr const char* name = "relu";
+  static constexpr bool elementary_forward = true;
   static constexpr const char* default_derivative = "sigmoid";
   static constexpr std::array<ParamSpec, 0> params{};
   // `x < 0 ? 0 : x` keeps NaN and -0.0 as torch.relu does.
@@ -41,6 +42,7 @@ struct Relu : ActivationBase {
 
 struct Relu6 : ActivationBase {
   static constexpr const char* name = "relu6";
+  static constexpr bool elementary_forward = true;
   static constexpr const char* default_derivative = "sigmoid";
   static constexpr std::array<ParamSpec, 0> params{};
   template <class T>
@@ -56,6 +58,7 @@ struct Relu6 : ActivationBase {
 
 struct LeakyRelu : ActivationBase {
   static constexpr const char* name = "leaky_relu";
+  static constexpr bool elementary_forward = true;
   static constexpr const char* default_derivative = "sigmoid";
   static constexpr std::array<ParamSpec, 1> params{{{"negative_slope", 0.01, Constraint::Finite}}};
   template <class T>
@@ -188,6 +191,7 @@ struct Tanh : ActivationBase {
 
 struct Hardtanh : ActivationBase {
   static constexpr const char* name = "hardtanh";
+  static constexpr bool elementary_forward = true;
   static constexpr const char* default_derivative = "exact_plus";
   static constexpr std::array<ParamSpec, 2> params{
       {{"min_val", -1.0, Constraint::Finite}, {"max_val", 1.0, Constraint::Finite}}};
@@ -308,6 +312,7 @@ struct Mish : ActivationBase {
 // Its exact derivative is 0; the surrogate shapes are centred on the threshold.
 struct Step : ActivationBase {
   static constexpr const char* name = "step";
+  static constexpr bool elementary_forward = true;
   static constexpr const char* default_derivative = "atan";
   static constexpr std::array<ParamSpec, 1> params{{{"threshold", 0.0, Constraint::Finite}}};
   static double center(const Params<double>& p) { return p[0]; }
@@ -324,6 +329,7 @@ struct Step : ActivationBase {
 // torch.sign: -1, 0 or 1 (NaN -> 0, as torch.sign). Exact derivative 0.
 struct Sign : ActivationBase {
   static constexpr const char* name = "sign";
+  static constexpr bool elementary_forward = true;
   static constexpr const char* default_derivative = "atan";
   static constexpr std::array<ParamSpec, 0> params{};
   template <class T>

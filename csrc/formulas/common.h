@@ -46,6 +46,9 @@ struct ActivationBase {
   // derivative_from_output(y, p), and save="output" can keep y instead of x
   // (what torch does for sigmoid and tanh: no exp in the backward).
   static constexpr bool has_output_derivative = false;
+  // True when the forward is only compares, selects and multiplies (relu,
+  // step, ...): its float loop is bound by memory, not by the formula.
+  static constexpr bool elementary_forward = false;
 };
 
 struct DerivativeBase {
