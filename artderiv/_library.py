@@ -86,6 +86,6 @@ def cpu_kernel_isa(activation: Optional[str] = None, dtype: Optional[torch.dtype
 
     With an activation and a dtype: the build that runs that forward. On AVX512
     CPUs, the float and double forwards that are only compares and selects
-    (relu, step, ...) run the AVX2 build: they are bound by memory, where the
-    AVX2 loops were the faster ones, as ATen's are."""
+    (relu, step, ...) run the AVX2 build, as ATen's own elementwise ops do:
+    they are bound by memory, and there the AVX512 loops were measured slower."""
     return torch.ops.artderiv.cpu_kernel_isa(activation, dtype)

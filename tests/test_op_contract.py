@@ -1191,6 +1191,8 @@ def test_elementary_float_forwards_run_the_avx2_build_on_avx512():
         artderiv.cpu_kernel_isa("relu")
     with pytest.raises(ValueError, match="argument 'activation' is 'nope'; allowed: .*relu"):
         artderiv.cpu_kernel_isa("nope", torch.float32)
+    with pytest.raises(TypeError, match="cpu_kernel_isa: argument 'dtype' is Long; allowed: float32"):
+        artderiv.cpu_kernel_isa("relu", torch.int64)
 
 
 _ISA_ORDER = ["DEFAULT", "AVX2", "AVX512"]
