@@ -100,7 +100,14 @@ def test_exact_matches_torch_native_on_device(device, dtype, act):
     xr = x.detach().clone().requires_grad_()
     yr = NATIVE[act](xr)
     (gr,) = torch.autograd.grad(yr, xr, torch.ones_like(yr))
-    assert_close(y, yr.detach(), dtype)
+    if act in ("hardsigmoid", "hardswish") and device == "cuda" and dtype == torch.float64:
+        # ATen's CUDA kernels multiply by opmath_t(1.0f / 6.0f), a float32 1/6 that is
+        # 3e-8 off in float64 (seen on an H200, torch 2.11); its CPU kernels divide
+        # by 6, as artderiv does on every device.
+        torch.testing.assert_close(y.cpu(), yr.detach().cpu(), rtol=1e-7, atol=0)
+        assert_close(y, NATIVE[act](x.cpu()), dtype)
+    else:
+        assert_close(y, yr.detach(), dtype)
     if act == "hardsigmoid":  # torch's float64 hardsigmoid backward uses a float32 1/6
         torch.testing.assert_close(g.cpu(), gr.cpu(), rtol=1e-7, atol=0)
     elif act == "gelu_tanh" and dtype in (torch.float32, torch.float64):

@@ -8,6 +8,9 @@ changes) the documented formula written with torch ops in float64.
 import copy
 import math
 import os
+import platform
+import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -486,3 +489,15 @@ def test_inference_mode_scripted_model():
         y = scripted(x)
     assert y.is_inference()
     torch.testing.assert_close(y, expected, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or shutil.which("readelf") is None, reason="needs Linux and readelf")
+def test_library_uses_the_shared_cpp_runtime():
+    """The library links libstdc++ dynamically, so std::string and the streams
+    it shares with torch come from one C++ runtime. A compiler that links it
+    statically (the GPU machine's /opt/gcc wrapper did) gives the library its
+    own copy: there, artderiv.catalog() crashed the process in an ostringstream."""
+    dynamic = subprocess.run(["readelf", "-d", artderiv.library_path()], capture_output=True, text=True,
+                             check=True).stdout
+    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", dynamic)
+    assert any(lib.startswith("libstdc++.so") for lib in needed), needed
