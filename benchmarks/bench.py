@@ -383,7 +383,8 @@ def main(argv=None):
     info = machine_info(args.device, args.threads)
     info["command"] = "python benchmarks/bench.py " + " ".join(argv or sys.argv[1:])
     if "kernel" in regimes:
-        info["kernel_regime_env"] = {**KERNEL_ENV, "GLIBC_TUNABLES": KERNEL_TUNABLES}
+        kernel_env = regime_env("kernel")
+        info["kernel_regime_env"] = {k: kernel_env[k] for k in (*KERNEL_ENV, "GLIBC_TUNABLES")}
     table = format_table(rows) + "\n\nTargets (kernel regime):\n\n" + targets(rows)
     print(table)
     with open(os.path.join(args.out, "results.json"), "w") as f:

@@ -224,12 +224,15 @@ SaveMode resolve_save(const ActivationSpec& act, const DerivativeSpec& deriv,
 
 const char* save_mode_name(SaveMode mode) { return mode == SaveMode::Output ? "output" : "input"; }
 
+bool is_kernel_dtype(at::ScalarType t) {
+  return t == at::kFloat || t == at::kDouble || t == at::kHalf || t == at::kBFloat16;
+}
+
 void check_input(const ActivationSpec& act, const at::Tensor& x, const char* arg) {
   TORCH_CHECK(x.defined(), "artderiv.", act.name, ": argument '", arg, "' is an undefined tensor");
   const auto t = x.scalar_type();
-  TORCH_CHECK_TYPE(t == at::kFloat || t == at::kDouble || t == at::kHalf || t == at::kBFloat16,
-                   "artderiv.", act.name, ": argument '", arg, "' has dtype ", t,
-                   "; allowed: float32, float64, float16, bfloat16");
+  TORCH_CHECK_TYPE(is_kernel_dtype(t), "artderiv.", act.name, ": argument '", arg, "' has dtype ", t,
+                   "; allowed: ", kKernelDtypeNames);
 }
 
 void check_grad(const ActivationSpec& act, const at::Tensor& grad, const at::Tensor& x) {

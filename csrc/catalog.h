@@ -61,7 +61,11 @@ SaveMode resolve_save(const ActivationSpec& act, const DerivativeSpec& deriv,
                       c10::string_view save);
 const char* save_mode_name(SaveMode mode);
 
-// x: a floating tensor (float32, float64, float16, bfloat16); `arg` names it in errors.
+// The dtypes every kernel takes, and their names for error messages.
+bool is_kernel_dtype(at::ScalarType t);
+constexpr const char* kKernelDtypeNames = "float32, float64, float16, bfloat16";
+
+// x: a floating tensor of a kernel dtype; `arg` names it in errors.
 void check_input(const ActivationSpec& act, const at::Tensor& x, const char* arg = "x");
 
 // grad: same dtype, device and shape as x (any strides).

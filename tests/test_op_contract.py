@@ -1170,10 +1170,6 @@ def test_python_catalog_views():
     assert artderiv.cpu_kernel_isa() in {"DEFAULT", "AVX2", "AVX512"}
 
 
-# ---------------------------------------------------------------------------
-# The other CPU kernel builds (DEFAULT, AVX2): same numerics tests
-# ---------------------------------------------------------------------------
-
 ELEMENTARY_FORWARDS = ["relu", "relu6", "leaky_relu", "hardtanh", "step", "sign"]
 
 
@@ -1194,6 +1190,10 @@ def test_elementary_float_forwards_run_the_avx2_build_on_avx512():
     with pytest.raises(TypeError, match="cpu_kernel_isa: argument 'dtype' is Long; allowed: float32"):
         artderiv.cpu_kernel_isa("relu", torch.int64)
 
+
+# ---------------------------------------------------------------------------
+# The other CPU kernel builds (DEFAULT, AVX2): same numerics tests
+# ---------------------------------------------------------------------------
 
 _ISA_ORDER = ["DEFAULT", "AVX2", "AVX512"]
 _ISA_SELECTION = (

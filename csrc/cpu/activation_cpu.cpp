@@ -58,11 +58,9 @@ std::string cpu_kernel_isa(const std::optional<c10::string_view>& activation,
   TORCH_CHECK_VALUE(activation.has_value() == dtype.has_value(),
                     "artderiv.cpu_kernel_isa: give both 'activation' and 'dtype', or neither");
   if (!activation) return kernels().isa;
-  const at::ScalarType t = *dtype;
-  TORCH_CHECK_TYPE(t == at::kFloat || t == at::kDouble || t == at::kHalf || t == at::kBFloat16,
-                   "artderiv.cpu_kernel_isa: argument 'dtype' is ", t,
-                   "; allowed: float32, float64, float16, bfloat16");
-  return forward_kernels(resolve_activation(*activation, {}), t).isa;
+  TORCH_CHECK_TYPE(is_kernel_dtype(*dtype), "artderiv.cpu_kernel_isa: argument 'dtype' is ", *dtype,
+                   "; allowed: ", kKernelDtypeNames);
+  return forward_kernels(resolve_activation(*activation, {}), *dtype).isa;
 }
 
 }  // namespace
