@@ -81,8 +81,28 @@ def test_kernel_regime_reuses_each_freed_output():
     assert proc.stdout.split() == ["1"], proc.stdout
 
 
-def test_gpu_check_script_is_valid_bash():
-    subprocess.run(["bash", "-n", os.path.join(ROOT, "benchmarks", "gpu_check.sh")], check=True)
+@pytest.mark.parametrize("script", ["gpu_check.sh", "gpu_profile.sh"])
+def test_gpu_scripts_are_valid_bash(script):
+    subprocess.run(["bash", "-n", os.path.join(ROOT, "benchmarks", script)], check=True)
+
+
+def test_gpu_profile_dry_run(tmp_path):
+    """gpu_profile.sh without a GPU: the launch sweep (csrc's CUDA kernels and
+    the shapes it compares them with) compiles, and the ncu driver runs each
+    op it names on the CPU, so a GPU run is not spent on a typo."""
+    cuda_home = next((h for h in (os.environ.get("CUDA_HOME"), "/usr/local/cuda")
+                      if h and os.path.exists(os.path.join(h, "bin", "nvcc"))), None)
+    if cuda_home is None:
+        pytest.skip("no nvcc: the sweep cannot be compiled on this machine")
+    env = dict(os.environ, GPU_CHECK_DRY="1", PYTHON=sys.executable, CUDA_HOME=cuda_home)
+    proc = subprocess.run(["bash", os.path.join(ROOT, "benchmarks", "gpu_profile.sh"), str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = (tmp_path / "profile_summary.txt").read_text()
+    assert "=== sweep_build: rc=0" in summary, (tmp_path / "sweep_build.log").read_text()[-3000:]
+    assert "=== ncu_driver: rc=0" in summary, (tmp_path / "ncu_driver.log").read_text()[-3000:]
+    kernels = [l for l in (tmp_path / "ncu_driver.log").read_text().splitlines() if l.startswith("kernel ")]
+    assert len(kernels) == 14 and kernels[-1] == "kernel 13: artderiv relu:sigmoid backward bfloat16", kernels
 
 
 def test_gpu_check_test_stage_selection():

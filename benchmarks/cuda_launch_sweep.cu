@@ -1,0 +1,408 @@
+// Launch shapes for the memory-bound CUDA kernels, measured on the GPU.
+//
+// The library's kernels (csrc/cuda/activation_kernels.cuh: a grid-stride
+// loop, 256 threads, 2 vectors of 16 bytes a thread, the grid capped at 32
+// blocks per SM) reached 91% of the copy bandwidth in the forward on an H200,
+// where torch's elementwise kernels (no loop: 128 threads, one block per 1024
+// values) reach 100%. This program runs the same per-value functors
+// (ForwardOp, BackwardOp, so the same formulas and register pressure) under
+// other launch shapes, next to the library's own kernel and a copy, so one GPU
+// run says which shape to take:
+//   library        the library's kernel and grid (blocks_for)
+//   stride T/U xW  grid-stride loop, T threads, U vectors a thread, the grid W
+//                  times the blocks that fit on the GPU at once (occupancy API)
+//   oneshot T/U    no loop: each thread loads U vectors, computes, stores; one
+//                  block per T*U vectors (torch's shape is oneshot 128/2 for
+//                  float32 and 128/1 for bfloat16)
+//   ... +cs        the same with streaming cache hints (ld/st .cs)
+// Every variant's output is compared bit for bit with the library kernel's.
+//
+// Build and run (benchmarks/gpu_profile.sh does both):
+//   nvcc -O3 -std=c++20 -gencode=arch=compute_90,code=sm_90 -Icsrc \
+//        -I<torch>/include -I<torch>/include/torch/csrc/api/include \
+//        benchmarks/cuda_launch_sweep.cu -o cuda_launch_sweep
+//   ./cuda_launch_sweep [log2(n), default 28] [rounds, default 7]
+// Prints a markdown table: median time over the rounds (each round times 5
+// launches between CUDA events; variants interleaved, order rotated), GB/s of
+// the bytes that must move, and % of cudaMemcpy's rate at the same size.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "cuda/activation_kernels.cuh"
+
+namespace artderiv {
+namespace cuda {
+namespace sweep {
+
+#define SWEEP_CHECK(expr)                                                              \
+  do {                                                                                 \
+    cudaError_t err_ = (expr);                                                         \
+    if (err_ != cudaSuccess) {                                                         \
+      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #expr,                \
+                   cudaGetErrorString(err_));                                          \
+      std::exit(2);                                                                    \
+    }                                                                                  \
+  } while (0)
+
+template <class V, bool kStreaming>
+__device__ __forceinline__ V load(const V* p) {
+  if constexpr (kStreaming) {
+    static_assert(sizeof(V) == sizeof(uint4));
+    const uint4 raw = __ldcs(reinterpret_cast<const uint4*>(p));
+    return *reinterpret_cast<const V*>(&raw);
+  } else {
+    return *p;
+  }
+}
+
+template <class V, bool kStreaming>
+__device__ __forceinline__ void store(V* p, const V& v) {
+  if constexpr (kStreaming) {
+    __stcs(reinterpret_cast<uint4*>(p), *reinterpret_cast<const uint4*>(&v));
+  } else {
+    *p = v;
+  }
+}
+
+// One loop body for both shapes: U vectors a thread, T apart, starting at base.
+template <class scalar_t, class Op, int T, int U, bool kStreaming, bool kBackward>
+__device__ __forceinline__ void body(const scalar_t* __restrict__ grad, const scalar_t* __restrict__ x,
+                                     scalar_t* __restrict__ y, int64_t nvec, int64_t base, const Op& op) {
+  constexpr int kVec = kVectorBytes / sizeof(scalar_t);
+  using V = Vector<scalar_t, kVec>;
+  const V* xv = reinterpret_cast<const V*>(x);
+  const V* gv = reinterpret_cast<const V*>(grad);
+  V* yv = reinterpret_cast<V*>(y);
+  V xin[U], gin[U];
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const int64_t i = base + u * T + threadIdx.x;
+    if (i < nvec) {
+      xin[u] = load<V, kStreaming>(xv + i);
+      if constexpr (kBackward) gin[u] = load<V, kStreaming>(gv + i);
+    }
+  }
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const int64_t i = base + u * T + threadIdx.x;
+    if (i < nvec) {
+      V out;
+#pragma unroll
+      for (int k = 0; k < kVec; ++k) {
+        if constexpr (kBackward) {
+          out.val[k] = op(gin[u].val[k], xin[u].val[k], op.a.blend_value);
+        } else {
+          out.val[k] = op(xin[u].val[k]);
+        }
+      }
+      store<V, kStreaming>(yv + i, out);
+    }
+  }
+}
+
+template <class scalar_t, class Op, int T, int U, bool kStreaming, bool kBackward>
+__global__ void __launch_bounds__(T)
+    oneshot_kernel(const scalar_t* grad, const scalar_t* x, scalar_t* y, int64_t nvec,
+                   const __grid_constant__ Op op) {
+  body<scalar_t, Op, T, U, kStreaming, kBackward>(grad, x, y, nvec, static_cast<int64_t>(blockIdx.x) * T * U,
+                                                  op);
+}
+
+template <class scalar_t, class Op, int T, int U, bool kStreaming, bool kBackward>
+__global__ void __launch_bounds__(T)
+    stride_kernel(const scalar_t* grad, const scalar_t* x, scalar_t* y, int64_t nvec,
+                  const __grid_constant__ Op op) {
+  for (int64_t base = static_cast<int64_t>(blockIdx.x) * T * U; base < nvec;
+       base += static_cast<int64_t>(gridDim.x) * T * U) {
+    body<scalar_t, Op, T, U, kStreaming, kBackward>(grad, x, y, nvec, base, op);
+  }
+}
+
+__global__ void count_mismatches(const uint16_t* a, const uint16_t* b, int64_t n, unsigned long long* count) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    if (a[i] != b[i]) atomicAdd(count, 1ull);
+  }
+}
+
+struct Variant {
+  std::string name;
+  int threads = 0, vecs = 0, grid = 0, regs = 0, blocks_per_sm = 0;
+  std::function<void()> launch;
+  std::vector<float> ms;  // per round, per launch
+};
+
+struct Case {
+  std::string name;
+  size_t elem_size = 0;
+  int streams = 0;  // tensors read + written (2 forward, 3 backward)
+  std::vector<Variant> variants;
+  void* out_library = nullptr;
+  void* out_variant = nullptr;
+  std::vector<unsigned long long> mismatches;
+};
+
+int g_sms = 0;
+
+// A variant of `blocks` blocks, or (waves > 0) of at most `waves` times the
+// blocks that fit on the GPU at once.
+template <class Kernel>
+Variant make_variant(std::string name, Kernel* kernel, int threads, int vecs, int64_t blocks, int waves,
+                     std::function<void(int)> launch_with_grid) {
+  Variant v;
+  v.name = std::move(name);
+  v.threads = threads;
+  v.vecs = vecs;
+  cudaFuncAttributes attr{};
+  SWEEP_CHECK(cudaFuncGetAttributes(&attr, kernel));
+  v.regs = attr.numRegs;
+  SWEEP_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&v.blocks_per_sm, kernel, threads, 0));
+  if (waves > 0) blocks = std::min<int64_t>(blocks, static_cast<int64_t>(g_sms) * v.blocks_per_sm * waves);
+  v.grid = static_cast<int>(blocks);
+  const int grid = v.grid;
+  v.launch = [launch_with_grid, grid] { launch_with_grid(grid); };
+  return v;
+}
+
+// The shapes tried for one functor; each variant writes `out`.
+template <class scalar_t, class Op, bool kBackward>
+void add_shapes(Case& c, const scalar_t* grad, const scalar_t* x, scalar_t* out, int64_t n, const Op& op) {
+  constexpr int kVec = kVectorBytes / sizeof(scalar_t);
+  const int64_t nvec = n / kVec;  // n is a power of two: no scalar tail
+  const auto blocks = [nvec](int threads, int vecs) { return (nvec + threads * vecs - 1) / (threads * vecs); };
+#define SWEEP_ONESHOT(T, U, CS)                                                                            \
+  c.variants.push_back(make_variant(                                                                       \
+      "oneshot " #T "/" #U + std::string(CS ? " +cs" : ""), &oneshot_kernel<scalar_t, Op, T, U, CS, kBackward>, \
+      T, U, blocks(T, U), 0, [=](int grid) {                                                                       \
+        oneshot_kernel<scalar_t, Op, T, U, CS, kBackward><<<grid, T>>>(grad, x, out, nvec, op);            \
+      }))
+#define SWEEP_STRIDE(T, U, W)                                                                              \
+  c.variants.push_back(make_variant("stride " #T "/" #U " x" #W, &stride_kernel<scalar_t, Op, T, U, false, kBackward>, \
+                                    T, U, blocks(T, U), W, [=](int grid) {                                         \
+                                      stride_kernel<scalar_t, Op, T, U, false, kBackward>                  \
+                                          <<<grid, T>>>(grad, x, out, nvec, op);                           \
+                                    }))
+  SWEEP_ONESHOT(128, 1, false);
+  SWEEP_ONESHOT(128, 2, false);
+  SWEEP_ONESHOT(128, 4, false);
+  SWEEP_ONESHOT(256, 2, false);
+  SWEEP_ONESHOT(128, 2, true);
+  SWEEP_STRIDE(256, 2, 1);
+  SWEEP_STRIDE(256, 4, 1);
+#undef SWEEP_ONESHOT
+#undef SWEEP_STRIDE
+}
+
+template <class D>
+Params<double> default_params() {
+  Params<double> p{};
+  int count = 0;
+  for (const ParamSpec& spec : D::params) p.v[count++] = spec.default_value;
+  p.count = count;
+  return p;
+}
+
+template <class scalar_t>
+scalar_t* device_buffer(int64_t n, unsigned seed) {
+  // Values in [-8, 8): both sides of every kink, the logistic unsaturated.
+  std::vector<scalar_t> host(static_cast<size_t>(std::min<int64_t>(n, 1 << 20)));
+  unsigned s = seed;
+  for (auto& v : host) {
+    s = s * 1664525u + 1013904223u;
+    v = static_cast<scalar_t>(static_cast<float>(s >> 8) / float(1 << 24) * 16.0f - 8.0f);
+  }
+  scalar_t* d = nullptr;
+  SWEEP_CHECK(cudaMalloc(&d, n * sizeof(scalar_t)));
+  for (int64_t off = 0; off < n; off += static_cast<int64_t>(host.size())) {
+    const int64_t len = std::min<int64_t>(static_cast<int64_t>(host.size()), n - off);
+    SWEEP_CHECK(cudaMemcpy(d + off, host.data(), len * sizeof(scalar_t), cudaMemcpyHostToDevice));
+  }
+  return d;
+}
+
+template <class scalar_t, class A>
+Case forward_case(const char* name, int64_t n) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  Case c;
+  c.name = name;
+  c.elem_size = sizeof(scalar_t);
+  c.streams = 2;
+  scalar_t* x = device_buffer<scalar_t>(n, 1);
+  scalar_t* lib_out = nullptr;
+  scalar_t* out = nullptr;
+  SWEEP_CHECK(cudaMalloc(&lib_out, n * sizeof(scalar_t)));
+  SWEEP_CHECK(cudaMalloc(&out, n * sizeof(scalar_t)));
+  c.out_library = lib_out;
+  c.out_variant = out;
+  using Op = ForwardOp<A, scalar_t>;
+  const Op op{cast_params<opmath_t>(default_params<A>())};
+  const int blocks = blocks_for(n, kVectorBytes / sizeof(scalar_t), g_sms);
+  c.variants.push_back(make_variant("library", &unary_kernel<scalar_t, Op>, kThreads, kUnroll, blocks, 0, [=](int) {
+    unary_kernel<scalar_t, Op><<<blocks, kThreads>>>(x, lib_out, n, true, op);
+  }));
+  add_shapes<scalar_t, Op, false>(c, nullptr, x, out, n, op);
+  return c;
+}
+
+// act:deriv backward with the derivative's default parameters, reading x
+// (from_output: reading the saved output y, as save="auto" does for sigmoid).
+template <class scalar_t, class A, class D>
+Case backward_case(const char* name, int64_t n, bool from_output) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  Case c;
+  c.name = name;
+  c.elem_size = sizeof(scalar_t);
+  c.streams = 3;
+  scalar_t* grad = device_buffer<scalar_t>(n, 2);
+  scalar_t* x = device_buffer<scalar_t>(n, 3);
+  scalar_t* lib_out = nullptr;
+  scalar_t* out = nullptr;
+  SWEEP_CHECK(cudaMalloc(&lib_out, n * sizeof(scalar_t)));
+  SWEEP_CHECK(cudaMalloc(&out, n * sizeof(scalar_t)));
+  c.out_library = lib_out;
+  c.out_variant = out;
+  BackwardArgs<opmath_t> args{};
+  // A's Act entry (formulas.h keeps no map from struct to entry).
+#define SWEEP_FIND_ACT(name_, Struct) \
+  if (std::is_same_v<A, Struct>) args.act = Act::name_;
+  ARTDERIV_ACTIVATIONS(SWEEP_FIND_ACT)
+#undef SWEEP_FIND_ACT
+  args.act_params = cast_params<opmath_t>(default_params<A>());
+  args.exact_of = args.act;
+  args.exact_of_params = args.act_params;
+  args.deriv_params = cast_params<opmath_t>(default_params<D>());
+  args.from_output = from_output;
+  args.center = static_cast<opmath_t>(A::center(default_params<A>()));
+  using Op = BackwardOp<D, scalar_t>;
+  const Op op{args};
+  const int blocks = blocks_for(n, kVectorBytes / sizeof(scalar_t), g_sms);
+  c.variants.push_back(make_variant("library", &backward_kernel<scalar_t, Op>, kThreads, kUnroll, blocks, 0,
+                                    [=](int) {
+                                      backward_kernel<scalar_t, Op>
+                                          <<<blocks, kThreads>>>(grad, 1, x, lib_out, n, true, op);
+                                    }));
+  add_shapes<scalar_t, Op, true>(c, grad, x, out, n, op);
+  return c;
+}
+
+float time_launches(const std::function<void()>& launch, cudaEvent_t start, cudaEvent_t stop, int reps) {
+  launch();  // warm-up
+  SWEEP_CHECK(cudaEventRecord(start));
+  for (int r = 0; r < reps; ++r) launch();
+  SWEEP_CHECK(cudaEventRecord(stop));
+  SWEEP_CHECK(cudaEventSynchronize(stop));
+  SWEEP_CHECK(cudaGetLastError());
+  float ms = 0;
+  SWEEP_CHECK(cudaEventElapsedTime(&ms, start, stop));
+  return ms / reps;
+}
+
+float median(std::vector<float> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.f : v[v.size() / 2];
+}
+
+}  // namespace sweep
+}  // namespace cuda
+}  // namespace artderiv
+
+int main(int argc, char** argv) {
+  using namespace artderiv;
+  using namespace artderiv::cuda;
+  using namespace artderiv::cuda::sweep;
+  const int log2n = argc > 1 ? std::atoi(argv[1]) : 28;
+  const int rounds = argc > 2 ? std::atoi(argv[2]) : 7;
+  const int64_t n = int64_t{1} << log2n;
+  constexpr int kReps = 5;
+
+  cudaDeviceProp prop{};
+  SWEEP_CHECK(cudaGetDeviceProperties(&prop, 0));
+  g_sms = prop.multiProcessorCount;
+  std::printf("device: %s, %d SMs, L2 %d MiB; n = 2^%d; %d rounds x %d launches\n\n", prop.name, g_sms,
+              prop.l2CacheSize >> 20, log2n, rounds, kReps);
+
+  std::vector<Case> cases;
+  cases.push_back(forward_case<float, Relu>("forward relu float32", n));
+  cases.push_back(forward_case<c10::BFloat16, Relu>("forward relu bfloat16", n));
+  cases.push_back(forward_case<c10::BFloat16, Sigmoid>("forward sigmoid bfloat16", n));
+  cases.push_back(backward_case<float, Relu, SigmoidRamp>("backward relu:sigmoid float32", n, false));
+  cases.push_back(backward_case<c10::BFloat16, Relu, SigmoidRamp>("backward relu:sigmoid bfloat16", n, false));
+  cases.push_back(backward_case<c10::BFloat16, Sigmoid, ExactPlus>("backward sigmoid:exact_plus bfloat16", n, true));
+
+  // The copy: cudaMemcpy of n values of each element size, timed in every round.
+  void* copy_src = nullptr;
+  void* copy_dst = nullptr;
+  SWEEP_CHECK(cudaMalloc(&copy_src, n * 4));
+  SWEEP_CHECK(cudaMalloc(&copy_dst, n * 4));
+  SWEEP_CHECK(cudaMemset(copy_src, 1, n * 4));
+  std::vector<float> copy_ms[5];  // by element size
+  cudaEvent_t start, stop;
+  SWEEP_CHECK(cudaEventCreate(&start));
+  SWEEP_CHECK(cudaEventCreate(&stop));
+
+  // Correctness first: every variant against the library kernel, bit for bit.
+  unsigned long long* count = nullptr;
+  SWEEP_CHECK(cudaMalloc(&count, sizeof(unsigned long long)));
+  for (auto& c : cases) {
+    c.variants[0].launch();
+    for (size_t v = 1; v < c.variants.size(); ++v) {
+      SWEEP_CHECK(cudaMemset(c.out_variant, 0xff, n * c.elem_size));
+      c.variants[v].launch();
+      SWEEP_CHECK(cudaMemset(count, 0, sizeof(unsigned long long)));
+      const int64_t halves = n * static_cast<int64_t>(c.elem_size) / 2;
+      count_mismatches<<<g_sms * 8, 256>>>(static_cast<const uint16_t*>(c.out_library),
+                                           static_cast<const uint16_t*>(c.out_variant), halves, count);
+      unsigned long long host = 0;
+      SWEEP_CHECK(cudaMemcpy(&host, count, sizeof(host), cudaMemcpyDeviceToHost));
+      c.mismatches.push_back(host);
+    }
+  }
+
+  for (int r = 0; r < rounds; ++r) {
+    for (size_t s : {size_t{2}, size_t{4}}) {
+      copy_ms[s].push_back(time_launches(
+          [&] { SWEEP_CHECK(cudaMemcpyAsync(copy_dst, copy_src, n * s, cudaMemcpyDeviceToDevice)); }, start, stop,
+          kReps));
+    }
+    for (auto& c : cases) {
+      const size_t nv = c.variants.size();
+      for (size_t k = 0; k < nv; ++k) {
+        Variant& v = c.variants[(k + r) % nv];
+        v.ms.push_back(time_launches(v.launch, start, stop, kReps));
+      }
+    }
+  }
+
+  for (size_t s : {size_t{2}, size_t{4}}) {
+    const float ms = median(copy_ms[s]);
+    std::printf("cudaMemcpy of 2^%d x %zu bytes: %.3f ms, %.0f GB/s (read + write)\n", log2n, s, ms,
+                2.0 * n * s / ms / 1e6);
+  }
+  std::printf("\n| case | variant | threads/vecs | grid | regs | blocks/SM | ms | GB/s | %% of copy | vs library | mismatches |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+  bool all_equal = true;
+  for (auto& c : cases) {
+    const double copy_gbs = 2.0 * n * c.elem_size / median(copy_ms[c.elem_size]) / 1e6;
+    const float library_ms = median(c.variants[0].ms);
+    for (size_t v = 0; v < c.variants.size(); ++v) {
+      const Variant& var = c.variants[v];
+      const float ms = median(var.ms);
+      const double gbs = static_cast<double>(c.streams) * n * c.elem_size / ms / 1e6;
+      const unsigned long long bad = v == 0 ? 0 : c.mismatches[v - 1];
+      all_equal = all_equal && bad == 0;
+      std::printf("| %s | %s | %d/%d | %d | %d | %d | %.3f | %.0f | %.1f | %.3f | %llu |\n", c.name.c_str(),
+                  var.name.c_str(), var.threads, var.vecs, var.grid, var.regs, var.blocks_per_sm, ms, gbs,
+                  100.0 * gbs / copy_gbs, ms / library_ms, bad);
+    }
+  }
+  std::printf("\n%s\n", all_equal ? "every variant's output equals the library kernel's, bit for bit"
+                                   : "MISMATCH: some variant's output differs from the library kernel's");
+  return all_equal ? 0 : 1;
+}

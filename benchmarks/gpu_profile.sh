@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Why the CUDA kernels fall short of the copy bandwidth, in one call on the GPU
+# machine, after benchmarks/gpu_check.sh has built the extension in this tree:
+#   bash benchmarks/gpu_profile.sh OUTDIR
+# 1. sweep: benchmarks/cuda_launch_sweep.cu, the library's forward and backward
+#    functors under other launch shapes (grid-stride or not, threads, vectors a
+#    thread, cache hints) next to the library's kernel and cudaMemcpy, at 2^28.
+# 2. ncu: Nsight Compute's speed-of-light, memory, occupancy and launch
+#    sections for artderiv's kernels and torch's native ones on the same
+#    tensors (skipped with a message where ncu is missing or not permitted).
+# Each stage has its own timeout (about 4 minutes in all) and writes into OUTDIR.
+#
+# GPU_CHECK_DRY=1 (no GPU): compiles the sweep and runs the ncu driver on the CPU.
+set -u
+OUT=${1:?usage: gpu_profile.sh OUTDIR}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+DRY=${GPU_CHECK_DRY:-0}
+export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+SUMMARY="$OUT/profile_summary.txt"
+: > "$SUMMARY"
+
+stage() {  # stage NAME TIMEOUT_S CMD...: runs CMD with a timeout, logs to OUT/NAME.log
+  local name=$1 limit=$2
+  shift 2
+  local t0=$(date +%s)
+  echo "=== $name (limit ${limit}s): $*" | tee -a "$SUMMARY"
+  timeout --kill-after=10 "$limit" "$@" > "$OUT/$name.log" 2>&1
+  local rc=$?
+  echo "=== $name: rc=$rc in $(( $(date +%s) - t0 )) s" | tee -a "$SUMMARY"
+  tail -n 3 "$OUT/$name.log" | sed 's/^/    /' | tee -a "$SUMMARY"
+  return $rc
+}
+
+# The sweep includes csrc/cuda/activation_kernels.cuh, which needs torch's headers
+# (their inline code only: nothing of torch's libraries is linked).
+TORCH_INCLUDES=$("$PY" -c "from torch.utils import cpp_extension as c; print(' '.join('-I' + p for p in c.include_paths()))" 2> /dev/null)
+SWEEP_BIN=$(mktemp -d)/cuda_launch_sweep
+# shellcheck disable=SC2086  # TORCH_INCLUDES is a list of flags
+stage sweep_build 150 "$CUDA_HOME/bin/nvcc" -O3 -std=c++20 -gencode=arch=compute_90,code=sm_90 -Icsrc \
+  $TORCH_INCLUDES benchmarks/cuda_launch_sweep.cu -o "$SWEEP_BIN"
+if [ "$DRY" != 1 ]; then
+  stage sweep 90 "$SWEEP_BIN" 28 9
+fi
+
+# The ops under ncu, one kernel each, in this order (the driver prints it too):
+# inputs are made before the profiled range, so only these kernels are captured.
+DRIVER=$(mktemp --suffix .py)
+cat > "$DRIVER" <<'EOF'
+import sys
+import torch
+import artderiv
+
+device = sys.argv[1]
+n = 1 << int(sys.argv[2])
+cases = []
+for dtype in (torch.float32, torch.bfloat16):
+    x = torch.randn(n, device=device, dtype=dtype)
+    g = torch.randn(n, device=device, dtype=dtype)
+    xr = x.clone().requires_grad_()
+    art = artderiv.relu(xr, derivative="sigmoid")
+    nat = torch.relu(xr)
+    dst = torch.empty_like(x)
+    name = str(dtype).removeprefix("torch.")
+    cases += [
+        (f"copy {name}", lambda x=x, dst=dst: dst.copy_(x)),
+        (f"torch.relu {name}", lambda x=x: torch.relu(x)),
+        (f"artderiv relu forward {name}", lambda x=x: artderiv.relu(x, derivative="sigmoid")),
+        (f"torch.sigmoid {name}", lambda x=x: torch.sigmoid(x)),
+        (f"artderiv sigmoid forward {name}", lambda x=x: artderiv.sigmoid(x)),
+        (f"torch relu backward {name}", lambda nat=nat, xr=xr, g=g: torch.autograd.grad(nat, xr, g, retain_graph=True)),
+        (f"artderiv relu:sigmoid backward {name}",
+         lambda art=art, xr=xr, g=g: torch.autograd.grad(art, xr, g, retain_graph=True)),
+    ]
+with torch.no_grad():
+    for _, run in cases:  # warm-up, outside the profiled range
+        run()
+if device == "cuda":
+    torch.cuda.synchronize()
+    torch.cuda.profiler.start()
+for i, (label, run) in enumerate(cases):
+    run()
+    print(f"kernel {i}: {label}")
+if device == "cuda":
+    torch.cuda.synchronize()
+    torch.cuda.profiler.stop()
+EOF
+if [ "$DRY" = 1 ]; then
+  stage ncu_driver 120 "$PY" "$DRIVER" cpu 16
+else
+  NCU=$(command -v ncu || ls "$CUDA_HOME"/bin/ncu /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda*/nsight-compute*/ncu 2> /dev/null | head -n 1)
+  if [ -n "$NCU" ]; then
+    stage ncu 150 "$NCU" --profile-from-start off --section SpeedOfLight --section MemoryWorkloadAnalysis \
+      --section Occupancy --section LaunchStats --csv --page details "$PY" "$DRIVER" cuda 28
+  else
+    echo "ncu: not found on this machine; skipped" | tee -a "$SUMMARY"
+  fi
+fi
+rm -f "$DRIVER"
+rm -rf "$(dirname "$SWEEP_BIN")"
+echo "done; logs in $OUT" | tee -a "$SUMMARY"
