@@ -15,6 +15,8 @@
 //                  block per T*U vectors (torch's shape is oneshot 128/2 for
 //                  float32 and 128/1 for bfloat16)
 //   ... +cs        the same with streaming cache hints (ld/st .cs)
+//   ... no blend   (backward) BackwardOp<D, T, false>: the blending path, and
+//                  its out-of-line f' calls, compiled out
 // Every variant's output is compared bit for bit with the library kernel's.
 //
 // Build and run (benchmarks/gpu_profile.sh does both):
@@ -289,6 +291,22 @@ Case backward_case(const char* name, int64_t n, bool from_output) {
                                           <<<blocks, kThreads>>>(grad, 1, x, lib_out, n, true, op);
                                     }));
   add_shapes<scalar_t, Op, true>(c, grad, x, out, n, op);
+  // The blending path's out-of-line f' calls cost registers in every backward
+  // kernel, used or not: the library's shape and torch's without it.
+  using Unblended = BackwardOp<D, scalar_t, false>;
+  const Unblended unblended{args};
+  const int64_t nvec = n / (kVectorBytes / sizeof(scalar_t));
+  c.variants.push_back(make_variant("library, no blend path", &backward_kernel<scalar_t, Unblended>, kThreads,
+                                    kUnroll, blocks, 0, [=](int) {
+                                      backward_kernel<scalar_t, Unblended>
+                                          <<<blocks, kThreads>>>(grad, 1, x, out, n, true, unblended);
+                                    }));
+  c.variants.push_back(make_variant("oneshot 128/1, no blend path",
+                                    &oneshot_kernel<scalar_t, Unblended, 128, 1, false, true>, 128, 1,
+                                    (nvec + 127) / 128, 0, [=](int grid) {
+                                      oneshot_kernel<scalar_t, Unblended, 128, 1, false, true>
+                                          <<<grid, 128>>>(grad, x, out, nvec, unblended);
+                                    }));
   return c;
 }
 

@@ -104,7 +104,10 @@ struct ForwardOp {
   }
 };
 
-template <class D, class scalar_t>
+// kMayBlend = false compiles the blending path out (benchmarks/cuda_launch_sweep.cu
+// measures what its register cost does to the launch; the library keeps one
+// kernel per derivative and dtype, so always true).
+template <class D, class scalar_t, bool kMayBlend = true>
 struct BackwardOp {
   using opmath_t = at::opmath_type<scalar_t>;
   BackwardArgs<opmath_t> a;
@@ -117,7 +120,7 @@ struct BackwardOp {
             ? output_exact_derivative(a.act, x, &a.act_params)
             : exact_derivative(a.exact_of, x - a.exact_of_center, &a.exact_of_params);
     opmath_t d = D::eval(x - a.center, shape_exact, a.deriv_params);
-    if (a.blending) {
+    if (kMayBlend && a.blending) {
       const opmath_t own_exact = (D::uses_exact && a.exact_of == a.act) ? shape_exact
                                  : a.from_output ? output_exact_derivative(a.act, x, &a.act_params)
                                                  : exact_derivative(a.act, x, &a.act_params);
