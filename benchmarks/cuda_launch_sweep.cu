@@ -4,20 +4,18 @@
 // loop, 256 threads, 2 vectors of 16 bytes a thread, the grid capped at 32
 // blocks per SM) reached 91% of the copy bandwidth in the forward on an H200,
 // where torch's elementwise kernels (no loop: 128 threads, one block per 1024
-// values) reach 100%. This program runs the same per-value functors
-// (ForwardOp, BackwardOp, so the same formulas and register pressure) under
-// other launch shapes, next to the library's own kernel and a copy, so one GPU
-// run says which shape to take:
-//   library        the library's kernel and grid (blocks_for)
-//   stride T/U xW  grid-stride loop, T threads, U vectors a thread, the grid W
-//                  times the blocks that fit on the GPU at once (occupancy API)
-//   oneshot T/U    no loop: each thread loads U vectors, computes, stores; one
-//                  block per T*U vectors (torch's shape is oneshot 128/2 for
-//                  float32 and 128/1 for bfloat16)
-//   ... +cs        the same with streaming cache hints (ld/st .cs)
-//   ... no blend   (backward) BackwardOp<D, T, false>: the blending path, and
-//                  its out-of-line f' calls, compiled out
-// Every variant's output is compared bit for bit with the library kernel's.
+// values) reach 100%. This program launches the same kernels (unary_kernel,
+// backward_kernel, with their template parameters for the shape) in other
+// shapes, next to the library's own launch and cudaMemcpy, so one GPU run says
+// which shape to take:
+//   library          the library's kernel and grid (blocks_for)
+//   stride T/U xW    grid-stride loop, T threads, U vectors a thread, the grid
+//                    W times the blocks that fit on the GPU at once
+//   oneshot T/U      no loop: one block for each T*U vectors (torch's shape is
+//                    oneshot 128/2 for float32 and 128/1 for bfloat16)
+//   ..., no blend    (backward) BackwardOp<D, T, false>: the blending path,
+//                    and its out-of-line f' calls, compiled out
+// Every variant's output is compared bit for bit with the library launch's.
 //
 // Build and run (benchmarks/gpu_profile.sh does both):
 //   nvcc -O3 -std=c++20 -gencode=arch=compute_90,code=sm_90 -Icsrc \
@@ -52,80 +50,6 @@ namespace sweep {
       std::exit(2);                                                                    \
     }                                                                                  \
   } while (0)
-
-template <class V, bool kStreaming>
-__device__ __forceinline__ V load(const V* p) {
-  if constexpr (kStreaming) {
-    static_assert(sizeof(V) == sizeof(uint4));
-    const uint4 raw = __ldcs(reinterpret_cast<const uint4*>(p));
-    return *reinterpret_cast<const V*>(&raw);
-  } else {
-    return *p;
-  }
-}
-
-template <class V, bool kStreaming>
-__device__ __forceinline__ void store(V* p, const V& v) {
-  if constexpr (kStreaming) {
-    __stcs(reinterpret_cast<uint4*>(p), *reinterpret_cast<const uint4*>(&v));
-  } else {
-    *p = v;
-  }
-}
-
-// One loop body for both shapes: U vectors a thread, T apart, starting at base.
-template <class scalar_t, class Op, int T, int U, bool kStreaming, bool kBackward>
-__device__ __forceinline__ void body(const scalar_t* __restrict__ grad, const scalar_t* __restrict__ x,
-                                     scalar_t* __restrict__ y, int64_t nvec, int64_t base, const Op& op) {
-  constexpr int kVec = kVectorBytes / sizeof(scalar_t);
-  using V = Vector<scalar_t, kVec>;
-  const V* xv = reinterpret_cast<const V*>(x);
-  const V* gv = reinterpret_cast<const V*>(grad);
-  V* yv = reinterpret_cast<V*>(y);
-  V xin[U], gin[U];
-#pragma unroll
-  for (int u = 0; u < U; ++u) {
-    const int64_t i = base + u * T + threadIdx.x;
-    if (i < nvec) {
-      xin[u] = load<V, kStreaming>(xv + i);
-      if constexpr (kBackward) gin[u] = load<V, kStreaming>(gv + i);
-    }
-  }
-#pragma unroll
-  for (int u = 0; u < U; ++u) {
-    const int64_t i = base + u * T + threadIdx.x;
-    if (i < nvec) {
-      V out;
-#pragma unroll
-      for (int k = 0; k < kVec; ++k) {
-        if constexpr (kBackward) {
-          out.val[k] = op(gin[u].val[k], xin[u].val[k], op.a.blend_value);
-        } else {
-          out.val[k] = op(xin[u].val[k]);
-        }
-      }
-      store<V, kStreaming>(yv + i, out);
-    }
-  }
-}
-
-template <class scalar_t, class Op, int T, int U, bool kStreaming, bool kBackward>
-__global__ void __launch_bounds__(T)
-    oneshot_kernel(const scalar_t* grad, const scalar_t* x, scalar_t* y, int64_t nvec,
-                   const __grid_constant__ Op op) {
-  body<scalar_t, Op, T, U, kStreaming, kBackward>(grad, x, y, nvec, static_cast<int64_t>(blockIdx.x) * T * U,
-                                                  op);
-}
-
-template <class scalar_t, class Op, int T, int U, bool kStreaming, bool kBackward>
-__global__ void __launch_bounds__(T)
-    stride_kernel(const scalar_t* grad, const scalar_t* x, scalar_t* y, int64_t nvec,
-                  const __grid_constant__ Op op) {
-  for (int64_t base = static_cast<int64_t>(blockIdx.x) * T * U; base < nvec;
-       base += static_cast<int64_t>(gridDim.x) * T * U) {
-    body<scalar_t, Op, T, U, kStreaming, kBackward>(grad, x, y, nvec, base, op);
-  }
-}
 
 __global__ void count_mismatches(const uint16_t* a, const uint16_t* b, int64_t n, unsigned long long* count) {
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
@@ -176,30 +100,31 @@ Variant make_variant(std::string name, Kernel* kernel, int threads, int vecs, in
 // The shapes tried for one functor; each variant writes `out`.
 template <class scalar_t, class Op, bool kBackward>
 void add_shapes(Case& c, const scalar_t* grad, const scalar_t* x, scalar_t* out, int64_t n, const Op& op) {
-  constexpr int kVec = kVectorBytes / sizeof(scalar_t);
-  const int64_t nvec = n / kVec;  // n is a power of two: no scalar tail
+  const int64_t nvec = n / (kVectorBytes / sizeof(scalar_t));  // n is a power of two: no scalar tail
   const auto blocks = [nvec](int threads, int vecs) { return (nvec + threads * vecs - 1) / (threads * vecs); };
-#define SWEEP_ONESHOT(T, U, CS)                                                                            \
-  c.variants.push_back(make_variant(                                                                       \
-      "oneshot " #T "/" #U + std::string(CS ? " +cs" : ""), &oneshot_kernel<scalar_t, Op, T, U, CS, kBackward>, \
-      T, U, blocks(T, U), 0, [=](int grid) {                                                                       \
-        oneshot_kernel<scalar_t, Op, T, U, CS, kBackward><<<grid, T>>>(grad, x, out, nvec, op);            \
-      }))
-#define SWEEP_STRIDE(T, U, W)                                                                              \
-  c.variants.push_back(make_variant("stride " #T "/" #U " x" #W, &stride_kernel<scalar_t, Op, T, U, false, kBackward>, \
-                                    T, U, blocks(T, U), W, [=](int grid) {                                         \
-                                      stride_kernel<scalar_t, Op, T, U, false, kBackward>                  \
-                                          <<<grid, T>>>(grad, x, out, nvec, op);                           \
-                                    }))
-  SWEEP_ONESHOT(128, 1, false);
-  SWEEP_ONESHOT(128, 2, false);
-  SWEEP_ONESHOT(128, 4, false);
-  SWEEP_ONESHOT(256, 2, false);
-  SWEEP_ONESHOT(128, 2, true);
-  SWEEP_STRIDE(256, 2, 1);
-  SWEEP_STRIDE(256, 4, 1);
-#undef SWEEP_ONESHOT
-#undef SWEEP_STRIDE
+  // Waves = 0: one block for each T*U vectors (GridStride must be false then).
+#define SWEEP_SHAPE(NAME, T, U, GRID_STRIDE, WAVES)                                                             \
+  if constexpr (kBackward) {                                                                                    \
+    c.variants.push_back(make_variant(NAME, &backward_kernel<scalar_t, Op, T, U, GRID_STRIDE>, T, U,           \
+                                      blocks(T, U), WAVES, [=](int grid) {                                      \
+                                        backward_kernel<scalar_t, Op, T, U, GRID_STRIDE>                        \
+                                            <<<grid, T>>>(grad, 1, x, out, n, true, op);                        \
+                                      }));                                                                      \
+  } else {                                                                                                      \
+    c.variants.push_back(make_variant(NAME, &unary_kernel<scalar_t, Op, T, U, GRID_STRIDE>, T, U, blocks(T, U), \
+                                      WAVES, [=](int grid) {                                                    \
+                                        unary_kernel<scalar_t, Op, T, U, GRID_STRIDE>                           \
+                                            <<<grid, T>>>(x, out, n, true, op);                                 \
+                                      }));                                                                      \
+  }
+  SWEEP_SHAPE("oneshot 128/1", 128, 1, false, 0)
+  SWEEP_SHAPE("oneshot 128/2", 128, 2, false, 0)
+  SWEEP_SHAPE("oneshot 128/4", 128, 4, false, 0)
+  SWEEP_SHAPE("oneshot 256/2", 256, 2, false, 0)
+  SWEEP_SHAPE("stride 256/2 x1", 256, 2, true, 1)
+  SWEEP_SHAPE("stride 256/4 x1", 256, 4, true, 1)
+  SWEEP_SHAPE("stride 128/2 x4", 128, 2, true, 4)
+#undef SWEEP_SHAPE
 }
 
 template <class D>
@@ -302,10 +227,10 @@ Case backward_case(const char* name, int64_t n, bool from_output) {
                                           <<<blocks, kThreads>>>(grad, 1, x, out, n, true, unblended);
                                     }));
   c.variants.push_back(make_variant("oneshot 128/1, no blend path",
-                                    &oneshot_kernel<scalar_t, Unblended, 128, 1, false, true>, 128, 1,
+                                    &backward_kernel<scalar_t, Unblended, 128, 1, false>, 128, 1,
                                     (nvec + 127) / 128, 0, [=](int grid) {
-                                      oneshot_kernel<scalar_t, Unblended, 128, 1, false, true>
-                                          <<<grid, 128>>>(grad, x, out, nvec, unblended);
+                                      backward_kernel<scalar_t, Unblended, 128, 1, false>
+                                          <<<grid, 128>>>(grad, 1, x, out, n, true, unblended);
                                     }));
   return c;
 }

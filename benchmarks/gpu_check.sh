@@ -13,27 +13,9 @@
 # tests, CPU benchmark at small sizes) to catch typos before spending GPU time.
 set -u
 OUT=${1:?usage: gpu_check.sh OUTDIR}
-mkdir -p "$OUT"
-cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
-DRY=${GPU_CHECK_DRY:-0}
-export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
+SUMMARY_NAME=summary.txt
+source "$(dirname "$0")/gpu_stages.sh"
 export ARTDERIV_CUDA=1 TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} MAX_JOBS=${MAX_JOBS:-$(nproc)}
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-SUMMARY="$OUT/summary.txt"
-: > "$SUMMARY"
-
-stage() {  # stage NAME TIMEOUT_S CMD...: runs CMD with a timeout, logs to OUT/NAME.log
-  local name=$1 limit=$2
-  shift 2
-  local t0=$(date +%s)
-  echo "=== $name (limit ${limit}s): $*" | tee -a "$SUMMARY"
-  timeout --kill-after=10 "$limit" "$@" > "$OUT/$name.log" 2>&1
-  local rc=$?
-  echo "=== $name: rc=$rc in $(( $(date +%s) - t0 )) s" | tee -a "$SUMMARY"
-  tail -n 5 "$OUT/$name.log" | sed 's/^/    /' | tee -a "$SUMMARY"
-  return $rc
-}
 
 # A g++ that links libstdc++ statically into a shared object (the GPU machine's
 # /opt/gcc/bin/g++ wrapper does) gives the extension a second C++ runtime beside

@@ -13,27 +13,8 @@
 # GPU_CHECK_DRY=1 (no GPU): compiles the sweep and runs the ncu driver on the CPU.
 set -u
 OUT=${1:?usage: gpu_profile.sh OUTDIR}
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
-DRY=${GPU_CHECK_DRY:-0}
-export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-SUMMARY="$OUT/profile_summary.txt"
-: > "$SUMMARY"
-
-stage() {  # stage NAME TIMEOUT_S CMD...: runs CMD with a timeout, logs to OUT/NAME.log
-  local name=$1 limit=$2
-  shift 2
-  local t0=$(date +%s)
-  echo "=== $name (limit ${limit}s): $*" | tee -a "$SUMMARY"
-  timeout --kill-after=10 "$limit" "$@" > "$OUT/$name.log" 2>&1
-  local rc=$?
-  echo "=== $name: rc=$rc in $(( $(date +%s) - t0 )) s" | tee -a "$SUMMARY"
-  tail -n 3 "$OUT/$name.log" | sed 's/^/    /' | tee -a "$SUMMARY"
-  return $rc
-}
+SUMMARY_NAME=profile_summary.txt
+source "$(dirname "$0")/gpu_stages.sh"
 
 # The sweep includes csrc/cuda/activation_kernels.cuh, which needs torch's headers
 # (their inline code only: nothing of torch's libraries is linked).

@@ -136,31 +136,36 @@ struct BackwardOp {
 // is first copied to every thread's local memory (ptxas: a 432-byte stack
 // frame per float backward kernel, 864 for double; tests/test_cuda_codegen.py).
 
+// The library launches kThreads-thread blocks of kUnroll vectors a thread in a
+// grid-stride loop. Other shapes (Threads, Vectors, and GridStride = false: one
+// pass, so one block for each Threads * Vectors vectors) are measured by
+// benchmarks/cuda_launch_sweep.cu on the same kernels.
+
 // y[i] = op(x[i]) for i < n.
-template <class scalar_t, class Op>
-__global__ void __launch_bounds__(kThreads)
+template <class scalar_t, class Op, int Threads = kThreads, int Vectors = kUnroll, bool GridStride = true>
+__global__ void __launch_bounds__(Threads)
     unary_kernel(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, int64_t n, bool vectorized,
                  const __grid_constant__ Op op) {
   constexpr int kVec = kVectorBytes / sizeof(scalar_t);
   using V = Vector<scalar_t, kVec>;
-  const int64_t tid = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
+  const int64_t tid = static_cast<int64_t>(blockIdx.x) * Threads + threadIdx.x;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * Threads;
   int64_t done = 0;
   if (vectorized) {
     const int64_t nvec = n / kVec;
     const V* xv = reinterpret_cast<const V*>(x);
     V* yv = reinterpret_cast<V*>(y);
-    for (int64_t base = static_cast<int64_t>(blockIdx.x) * kThreads * kUnroll; base < nvec;
-         base += stride * kUnroll) {
-      V in[kUnroll];
+    for (int64_t base = static_cast<int64_t>(blockIdx.x) * Threads * Vectors; base < nvec;
+         base += stride * Vectors) {
+      V in[Vectors];
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const int64_t i = base + u * kThreads + threadIdx.x;
+      for (int u = 0; u < Vectors; ++u) {
+        const int64_t i = base + u * Threads + threadIdx.x;
         if (i < nvec) in[u] = xv[i];
       }
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const int64_t i = base + u * kThreads + threadIdx.x;
+      for (int u = 0; u < Vectors; ++u) {
+        const int64_t i = base + u * Threads + threadIdx.x;
         if (i < nvec) {
           V out;
 #pragma unroll
@@ -168,6 +173,7 @@ __global__ void __launch_bounds__(kThreads)
           yv[i] = out;
         }
       }
+      if constexpr (!GridStride) break;
     }
     done = nvec * kVec;
   }
@@ -176,8 +182,8 @@ __global__ void __launch_bounds__(kThreads)
 
 // grad_x[i] = op(grad[i * grad_step], x[i], blend) for i < n; grad_step is 0
 // for a broadcast scalar gradient (y.sum().backward()), else 1.
-template <class scalar_t, class Op>
-__global__ void __launch_bounds__(kThreads)
+template <class scalar_t, class Op, int Threads = kThreads, int Vectors = kUnroll, bool GridStride = true>
+__global__ void __launch_bounds__(Threads)
     backward_kernel(const scalar_t* __restrict__ grad, int64_t grad_step,
                     const scalar_t* __restrict__ x, scalar_t* __restrict__ grad_x, int64_t n,
                     bool vectorized, const __grid_constant__ Op op) {
@@ -186,28 +192,28 @@ __global__ void __launch_bounds__(kThreads)
   using V = Vector<scalar_t, kVec>;
   const opmath_t blend =
       op.a.blend_ptr ? *op.a.blend_ptr : op.a.blend_value;
-  const int64_t tid = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
+  const int64_t tid = static_cast<int64_t>(blockIdx.x) * Threads + threadIdx.x;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * Threads;
   int64_t done = 0;
   if (vectorized) {
     const int64_t nvec = n / kVec;
     const V* xv = reinterpret_cast<const V*>(x);
     const V* gv = reinterpret_cast<const V*>(grad);
     V* outv = reinterpret_cast<V*>(grad_x);
-    for (int64_t base = static_cast<int64_t>(blockIdx.x) * kThreads * kUnroll; base < nvec;
-         base += stride * kUnroll) {
-      V xin[kUnroll], gin[kUnroll];
+    for (int64_t base = static_cast<int64_t>(blockIdx.x) * Threads * Vectors; base < nvec;
+         base += stride * Vectors) {
+      V xin[Vectors], gin[Vectors];
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const int64_t i = base + u * kThreads + threadIdx.x;
+      for (int u = 0; u < Vectors; ++u) {
+        const int64_t i = base + u * Threads + threadIdx.x;
         if (i < nvec) {
           xin[u] = xv[i];
           if (grad_step != 0) gin[u] = gv[i];
         }
       }
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const int64_t i = base + u * kThreads + threadIdx.x;
+      for (int u = 0; u < Vectors; ++u) {
+        const int64_t i = base + u * Threads + threadIdx.x;
         if (i < nvec) {
           V out;
 #pragma unroll
@@ -217,6 +223,7 @@ __global__ void __launch_bounds__(kThreads)
           outv[i] = out;
         }
       }
+      if constexpr (!GridStride) break;
     }
     done = nvec * kVec;
   }
