@@ -154,20 +154,25 @@ scalar_t* device_buffer(int64_t n, unsigned seed) {
   return d;
 }
 
-template <class scalar_t, class A>
-Case forward_case(const char* name, int64_t n) {
-  using opmath_t = at::opmath_type<scalar_t>;
+// A case's two outputs: the library launch's, and the one every variant writes.
+template <class scalar_t>
+Case new_case(const char* name, int streams, int64_t n) {
   Case c;
   c.name = name;
   c.elem_size = sizeof(scalar_t);
-  c.streams = 2;
+  c.streams = streams;
+  SWEEP_CHECK(cudaMalloc(&c.out_library, n * sizeof(scalar_t)));
+  SWEEP_CHECK(cudaMalloc(&c.out_variant, n * sizeof(scalar_t)));
+  return c;
+}
+
+template <class scalar_t, class A>
+Case forward_case(const char* name, int64_t n) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  Case c = new_case<scalar_t>(name, 2, n);
   scalar_t* x = device_buffer<scalar_t>(n, 1);
-  scalar_t* lib_out = nullptr;
-  scalar_t* out = nullptr;
-  SWEEP_CHECK(cudaMalloc(&lib_out, n * sizeof(scalar_t)));
-  SWEEP_CHECK(cudaMalloc(&out, n * sizeof(scalar_t)));
-  c.out_library = lib_out;
-  c.out_variant = out;
+  auto* lib_out = static_cast<scalar_t*>(c.out_library);
+  auto* out = static_cast<scalar_t*>(c.out_variant);
   using Op = ForwardOp<A, scalar_t>;
   const Op op{cast_params<opmath_t>(default_params<A>())};
   const int blocks = blocks_for(n, kVectorBytes / sizeof(scalar_t), g_sms);
@@ -183,18 +188,11 @@ Case forward_case(const char* name, int64_t n) {
 template <class scalar_t, class A, class D>
 Case backward_case(const char* name, int64_t n, bool from_output) {
   using opmath_t = at::opmath_type<scalar_t>;
-  Case c;
-  c.name = name;
-  c.elem_size = sizeof(scalar_t);
-  c.streams = 3;
+  Case c = new_case<scalar_t>(name, 3, n);
   scalar_t* grad = device_buffer<scalar_t>(n, 2);
   scalar_t* x = device_buffer<scalar_t>(n, 3);
-  scalar_t* lib_out = nullptr;
-  scalar_t* out = nullptr;
-  SWEEP_CHECK(cudaMalloc(&lib_out, n * sizeof(scalar_t)));
-  SWEEP_CHECK(cudaMalloc(&out, n * sizeof(scalar_t)));
-  c.out_library = lib_out;
-  c.out_variant = out;
+  auto* lib_out = static_cast<scalar_t*>(c.out_library);
+  auto* out = static_cast<scalar_t*>(c.out_variant);
   BackwardArgs<opmath_t> args{};
   // A's Act entry (formulas.h keeps no map from struct to entry).
 #define SWEEP_FIND_ACT(name_, Struct) \
