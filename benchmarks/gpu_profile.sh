@@ -1,31 +1,19 @@
 #!/usr/bin/env bash
-# Why the CUDA kernels fall short of the copy bandwidth, in one call on the GPU
-# machine, after benchmarks/gpu_check.sh has built the extension in this tree:
+# Nsight Compute's view of the CUDA kernels, in one call on the GPU machine
+# after benchmarks/gpu_check.sh has built the extension in this tree:
 #   bash benchmarks/gpu_profile.sh OUTDIR
-# 1. sweep: benchmarks/cuda_launch_sweep.cu, the library's forward and backward
-#    functors under other launch shapes (grid-stride or not, threads, vectors a
-#    thread, cache hints) next to the library's kernel and cudaMemcpy, at 2^28.
-# 2. ncu: Nsight Compute's speed-of-light, memory, occupancy and launch
-#    sections for artderiv's kernels and torch's native ones on the same
-#    tensors (skipped with a message where ncu is missing or not permitted).
-# Each stage has its own timeout (about 4 minutes in all) and writes into OUTDIR.
+# Speed-of-light, memory, occupancy and launch sections for artderiv's kernels
+# and torch's on the same tensors at 2^28 (a copy, relu and sigmoid forwards,
+# relu backwards; float32 and bfloat16), with the clocks left alone
+# (--clock-control none). Skipped with a message where ncu is missing; where
+# it cannot read the counters (not every runtime lets it) its log says why.
+# About a minute; two files (profile_summary.txt, ncu.log).
 #
-# GPU_CHECK_DRY=1 (no GPU): compiles the sweep and runs the ncu driver on the CPU.
+# GPU_CHECK_DRY=1 (no GPU): runs the ncu driver's ops on the CPU.
 set -u
 OUT=${1:?usage: gpu_profile.sh OUTDIR}
 SUMMARY_NAME=profile_summary.txt
 source "$(dirname "$0")/gpu_stages.sh"
-
-# The sweep includes csrc/cuda/activation_kernels.cuh, which needs torch's headers
-# (their inline code only: nothing of torch's libraries is linked).
-TORCH_INCLUDES=$("$PY" -c "from torch.utils import cpp_extension as c; print(' '.join('-I' + p for p in c.include_paths()))" 2> /dev/null)
-SWEEP_BIN=$(mktemp -d)/cuda_launch_sweep
-# shellcheck disable=SC2086  # TORCH_INCLUDES is a list of flags
-stage sweep_build 150 "$CUDA_HOME/bin/nvcc" -O3 -std=c++20 -gencode=arch=compute_90,code=sm_90 -Icsrc \
-  $TORCH_INCLUDES benchmarks/cuda_launch_sweep.cu -o "$SWEEP_BIN"
-if [ "$DRY" != 1 ]; then
-  stage sweep 90 "$SWEEP_BIN" 28 9
-fi
 
 # The ops under ncu, one kernel each, in this order (the driver prints it too):
 # inputs are made before the profiled range, so only these kernels are captured.
@@ -74,12 +62,11 @@ if [ "$DRY" = 1 ]; then
 else
   NCU=$(command -v ncu || ls "$CUDA_HOME"/bin/ncu /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda*/nsight-compute*/ncu 2> /dev/null | head -n 1)
   if [ -n "$NCU" ]; then
-    stage ncu 150 "$NCU" --profile-from-start off --section SpeedOfLight --section MemoryWorkloadAnalysis \
+    stage ncu 150 "$NCU" --clock-control none --profile-from-start off --section SpeedOfLight --section MemoryWorkloadAnalysis \
       --section Occupancy --section LaunchStats --csv --page details "$PY" "$DRIVER" cuda 28
   else
     echo "ncu: not found on this machine; skipped" | tee -a "$SUMMARY"
   fi
 fi
 rm -f "$DRIVER"
-rm -rf "$(dirname "$SWEEP_BIN")"
 echo "done; logs in $OUT" | tee -a "$SUMMARY"
