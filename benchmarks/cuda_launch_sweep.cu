@@ -17,14 +17,18 @@
 //                    and its out-of-line f' calls, compiled out
 // Every variant's output is compared bit for bit with the library launch's.
 //
-// Build and run (benchmarks/gpu_profile.sh does both):
+// Build and run (the last stage of benchmarks/gpu_check.sh does both):
 //   nvcc -O3 -std=c++20 -gencode=arch=compute_90,code=sm_90 -Icsrc \
 //        -I<torch>/include -I<torch>/include/torch/csrc/api/include \
+//        <torch.utils.cpp_extension.COMMON_NVCC_FLAGS, as the library's build> \
 //        benchmarks/cuda_launch_sweep.cu -o cuda_launch_sweep
 //   ./cuda_launch_sweep [log2(n), default 28] [rounds, default 7]
-// Prints a markdown table: median time over the rounds (each round times 5
-// launches between CUDA events; variants interleaved, order rotated), GB/s of
-// the bytes that must move, and % of cudaMemcpy's rate at the same size.
+// One case at a time (its buffers freed after it), it prints each variant's
+// bit-for-bit check, then the case's rows of a markdown table: median time over
+// the rounds (each round times 5 launches between CUDA events; the variants and
+// a cudaMemcpy of the same size interleaved, order rotated), GB/s of the bytes
+// that must move, and % of the cudaMemcpy's rate. A variant that fails to
+// launch is reported and left out of the timing.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -62,7 +66,9 @@ struct Variant {
   std::string name;
   int threads = 0, vecs = 0, grid = 0, regs = 0, blocks_per_sm = 0;
   std::function<void()> launch;
-  std::vector<float> ms;  // per round, per launch
+  std::vector<float> ms;      // per round, per launch
+  unsigned long long mismatches = 0;
+  std::string error;          // the launch failed: not timed
 };
 
 struct Case {
@@ -72,7 +78,7 @@ struct Case {
   std::vector<Variant> variants;
   void* out_library = nullptr;
   void* out_variant = nullptr;
-  std::vector<unsigned long long> mismatches;
+  std::vector<void*> buffers;  // every device allocation of the case, freed after it
 };
 
 int g_sms = 0;
@@ -137,7 +143,7 @@ Params<double> default_params() {
 }
 
 template <class scalar_t>
-scalar_t* device_buffer(int64_t n, unsigned seed) {
+scalar_t* device_buffer(Case& c, int64_t n, unsigned seed) {
   // Values in [-8, 8): both sides of every kink, the logistic unsaturated.
   std::vector<scalar_t> host(static_cast<size_t>(std::min<int64_t>(n, 1 << 20)));
   unsigned s = seed;
@@ -147,6 +153,7 @@ scalar_t* device_buffer(int64_t n, unsigned seed) {
   }
   scalar_t* d = nullptr;
   SWEEP_CHECK(cudaMalloc(&d, n * sizeof(scalar_t)));
+  c.buffers.push_back(d);
   for (int64_t off = 0; off < n; off += static_cast<int64_t>(host.size())) {
     const int64_t len = std::min<int64_t>(static_cast<int64_t>(host.size()), n - off);
     SWEEP_CHECK(cudaMemcpy(d + off, host.data(), len * sizeof(scalar_t), cudaMemcpyHostToDevice));
@@ -163,6 +170,7 @@ Case new_case(const char* name, int streams, int64_t n) {
   c.streams = streams;
   SWEEP_CHECK(cudaMalloc(&c.out_library, n * sizeof(scalar_t)));
   SWEEP_CHECK(cudaMalloc(&c.out_variant, n * sizeof(scalar_t)));
+  c.buffers = {c.out_library, c.out_variant};
   return c;
 }
 
@@ -170,7 +178,7 @@ template <class scalar_t, class A>
 Case forward_case(const char* name, int64_t n) {
   using opmath_t = at::opmath_type<scalar_t>;
   Case c = new_case<scalar_t>(name, 2, n);
-  scalar_t* x = device_buffer<scalar_t>(n, 1);
+  scalar_t* x = device_buffer<scalar_t>(c, n, 1);
   auto* lib_out = static_cast<scalar_t*>(c.out_library);
   auto* out = static_cast<scalar_t*>(c.out_variant);
   using Op = ForwardOp<A, scalar_t>;
@@ -189,8 +197,8 @@ template <class scalar_t, class A, class D>
 Case backward_case(const char* name, int64_t n, bool from_output) {
   using opmath_t = at::opmath_type<scalar_t>;
   Case c = new_case<scalar_t>(name, 3, n);
-  scalar_t* grad = device_buffer<scalar_t>(n, 2);
-  scalar_t* x = device_buffer<scalar_t>(n, 3);
+  scalar_t* grad = device_buffer<scalar_t>(c, n, 2);
+  scalar_t* x = device_buffer<scalar_t>(c, n, 3);
   auto* lib_out = static_cast<scalar_t*>(c.out_library);
   auto* out = static_cast<scalar_t*>(c.out_variant);
   BackwardArgs<opmath_t> args{};
@@ -250,6 +258,77 @@ float median(std::vector<float> v) {
   return v.empty() ? 0.f : v[v.size() / 2];
 }
 
+// Launches v and waits: the error, or "" when it ran.
+std::string run_once(const Variant& v) {
+  v.launch();
+  cudaError_t err = cudaGetLastError();
+  if (err == cudaSuccess) err = cudaDeviceSynchronize();
+  return err == cudaSuccess ? std::string() : std::string(cudaGetErrorString(err));
+}
+
+// Every variant's output against the library launch's (variants[0]), bit for bit.
+void check_case(Case& c, int64_t n, unsigned long long* count) {
+  c.variants[0].error = run_once(c.variants[0]);
+  for (size_t v = 1; v < c.variants.size(); ++v) {
+    Variant& var = c.variants[v];
+    SWEEP_CHECK(cudaMemset(c.out_variant, 0xff, n * c.elem_size));  // a NaN pattern: unwritten values differ
+    var.error = run_once(var);
+    if (var.error.empty()) {
+      SWEEP_CHECK(cudaMemset(count, 0, sizeof(unsigned long long)));
+      const int64_t halves = n * static_cast<int64_t>(c.elem_size) / 2;
+      count_mismatches<<<g_sms * 8, 256>>>(static_cast<const uint16_t*>(c.out_library),
+                                           static_cast<const uint16_t*>(c.out_variant), halves, count);
+      SWEEP_CHECK(cudaGetLastError());
+      SWEEP_CHECK(cudaMemcpy(&var.mismatches, count, sizeof(unsigned long long), cudaMemcpyDeviceToHost));
+    }
+    std::printf("check: %s / %s: %s\n", c.name.c_str(), var.name.c_str(),
+                !var.error.empty() ? ("launch failed: " + var.error).c_str()
+                                   : (std::to_string(var.mismatches) + " values differ").c_str());
+  }
+}
+
+// Times the case's variants and a cudaMemcpy of the same size in interleaved
+// rounds, then prints the case's table rows. False if any output differed.
+bool time_and_print_case(Case& c, int64_t n, int rounds, int reps, void* copy_dst, const void* copy_src) {
+  cudaEvent_t start, stop;
+  SWEEP_CHECK(cudaEventCreate(&start));
+  SWEEP_CHECK(cudaEventCreate(&stop));
+  const size_t copy_bytes = n * c.elem_size;
+  Variant copy;
+  copy.name = "cudaMemcpy";
+  copy.launch = [=] { SWEEP_CHECK(cudaMemcpyAsync(copy_dst, copy_src, copy_bytes, cudaMemcpyDeviceToDevice)); };
+  std::vector<Variant*> timed{&copy};
+  for (auto& v : c.variants) {
+    if (v.error.empty()) timed.push_back(&v);
+  }
+  for (int r = 0; r < rounds; ++r) {
+    for (size_t k = 0; k < timed.size(); ++k) {
+      Variant& v = *timed[(k + r) % timed.size()];
+      v.ms.push_back(time_launches(v.launch, start, stop, reps));
+    }
+  }
+  SWEEP_CHECK(cudaEventDestroy(start));
+  SWEEP_CHECK(cudaEventDestroy(stop));
+  const double copy_gbs = 2.0 * copy_bytes / median(copy.ms) / 1e6;  // bytes read + written
+  const float library_ms = median(c.variants[0].ms);
+  std::printf("| %s | cudaMemcpy | | | | | %.3f | %.0f | 100.0 | | |\n", c.name.c_str(), median(copy.ms), copy_gbs);
+  bool all_equal = true;
+  for (const Variant& v : c.variants) {
+    all_equal = all_equal && v.error.empty() && v.mismatches == 0;
+    if (!v.error.empty()) {
+      std::printf("| %s | %s | %d/%d | %d | %d | %d | launch failed: %s | | | | |\n", c.name.c_str(),
+                  v.name.c_str(), v.threads, v.vecs, v.grid, v.regs, v.blocks_per_sm, v.error.c_str());
+      continue;
+    }
+    const float ms = median(v.ms);
+    const double gbs = static_cast<double>(c.streams) * n * c.elem_size / ms / 1e6;
+    std::printf("| %s | %s | %d/%d | %d | %d | %d | %.3f | %.0f | %.1f | %.3f | %llu |\n", c.name.c_str(),
+                v.name.c_str(), v.threads, v.vecs, v.grid, v.regs, v.blocks_per_sm, ms, gbs, 100.0 * gbs / copy_gbs,
+                ms / library_ms, v.mismatches);
+  }
+  return all_equal;
+}
+
 }  // namespace sweep
 }  // namespace cuda
 }  // namespace artderiv
@@ -258,6 +337,7 @@ int main(int argc, char** argv) {
   using namespace artderiv;
   using namespace artderiv::cuda;
   using namespace artderiv::cuda::sweep;
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each line reaches the log at once, even if the run is cut
   const int log2n = argc > 1 ? std::atoi(argv[1]) : 28;
   const int rounds = argc > 2 ? std::atoi(argv[2]) : 7;
   const int64_t n = int64_t{1} << log2n;
@@ -266,84 +346,38 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop{};
   SWEEP_CHECK(cudaGetDeviceProperties(&prop, 0));
   g_sms = prop.multiProcessorCount;
-  std::printf("device: %s, %d SMs, L2 %d MiB; n = 2^%d; %d rounds x %d launches\n\n", prop.name, g_sms,
+  std::printf("device: %s, %d SMs, L2 %d MiB; n = 2^%d; %d rounds x %d launches\n", prop.name, g_sms,
               prop.l2CacheSize >> 20, log2n, rounds, kReps);
 
-  std::vector<Case> cases;
-  cases.push_back(forward_case<float, Relu>("forward relu float32", n));
-  cases.push_back(forward_case<c10::BFloat16, Relu>("forward relu bfloat16", n));
-  cases.push_back(forward_case<c10::BFloat16, Sigmoid>("forward sigmoid bfloat16", n));
-  cases.push_back(backward_case<float, Relu, SigmoidRamp>("backward relu:sigmoid float32", n, false));
-  cases.push_back(backward_case<c10::BFloat16, Relu, SigmoidRamp>("backward relu:sigmoid bfloat16", n, false));
-  cases.push_back(backward_case<c10::BFloat16, Sigmoid, ExactPlus>("backward sigmoid:exact_plus bfloat16", n, true));
-
-  // The copy: cudaMemcpy of n values of each element size, timed in every round.
+  const std::vector<std::function<Case()>> cases = {
+      [=] { return forward_case<float, Relu>("forward relu float32", n); },
+      [=] { return forward_case<c10::BFloat16, Relu>("forward relu bfloat16", n); },
+      [=] { return forward_case<c10::BFloat16, Sigmoid>("forward sigmoid bfloat16", n); },
+      [=] { return backward_case<float, Relu, SigmoidRamp>("backward relu:sigmoid float32", n, false); },
+      [=] { return backward_case<c10::BFloat16, Relu, SigmoidRamp>("backward relu:sigmoid bfloat16", n, false); },
+      [=] {
+        return backward_case<c10::BFloat16, Sigmoid, ExactPlus>("backward sigmoid:exact_plus bfloat16", n, true);
+      },
+  };
   void* copy_src = nullptr;
   void* copy_dst = nullptr;
   SWEEP_CHECK(cudaMalloc(&copy_src, n * 4));
   SWEEP_CHECK(cudaMalloc(&copy_dst, n * 4));
   SWEEP_CHECK(cudaMemset(copy_src, 1, n * 4));
-  std::vector<float> copy_ms[5];  // by element size
-  cudaEvent_t start, stop;
-  SWEEP_CHECK(cudaEventCreate(&start));
-  SWEEP_CHECK(cudaEventCreate(&stop));
-
-  // Correctness first: every variant against the library kernel, bit for bit.
   unsigned long long* count = nullptr;
   SWEEP_CHECK(cudaMalloc(&count, sizeof(unsigned long long)));
-  for (auto& c : cases) {
-    c.variants[0].launch();
-    for (size_t v = 1; v < c.variants.size(); ++v) {
-      SWEEP_CHECK(cudaMemset(c.out_variant, 0xff, n * c.elem_size));
-      c.variants[v].launch();
-      SWEEP_CHECK(cudaMemset(count, 0, sizeof(unsigned long long)));
-      const int64_t halves = n * static_cast<int64_t>(c.elem_size) / 2;
-      count_mismatches<<<g_sms * 8, 256>>>(static_cast<const uint16_t*>(c.out_library),
-                                           static_cast<const uint16_t*>(c.out_variant), halves, count);
-      unsigned long long host = 0;
-      SWEEP_CHECK(cudaMemcpy(&host, count, sizeof(host), cudaMemcpyDeviceToHost));
-      c.mismatches.push_back(host);
-    }
-  }
 
-  for (int r = 0; r < rounds; ++r) {
-    for (size_t s : {size_t{2}, size_t{4}}) {
-      copy_ms[s].push_back(time_launches(
-          [&] { SWEEP_CHECK(cudaMemcpyAsync(copy_dst, copy_src, n * s, cudaMemcpyDeviceToDevice)); }, start, stop,
-          kReps));
-    }
-    for (auto& c : cases) {
-      const size_t nv = c.variants.size();
-      for (size_t k = 0; k < nv; ++k) {
-        Variant& v = c.variants[(k + r) % nv];
-        v.ms.push_back(time_launches(v.launch, start, stop, kReps));
-      }
-    }
-  }
-
-  for (size_t s : {size_t{2}, size_t{4}}) {
-    const float ms = median(copy_ms[s]);
-    std::printf("cudaMemcpy of 2^%d x %zu bytes: %.3f ms, %.0f GB/s (read + write)\n", log2n, s, ms,
-                2.0 * n * s / ms / 1e6);
-  }
-  std::printf("\n| case | variant | threads/vecs | grid | regs | blocks/SM | ms | GB/s | %% of copy | vs library | mismatches |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   bool all_equal = true;
-  for (auto& c : cases) {
-    const double copy_gbs = 2.0 * n * c.elem_size / median(copy_ms[c.elem_size]) / 1e6;
-    const float library_ms = median(c.variants[0].ms);
-    for (size_t v = 0; v < c.variants.size(); ++v) {
-      const Variant& var = c.variants[v];
-      const float ms = median(var.ms);
-      const double gbs = static_cast<double>(c.streams) * n * c.elem_size / ms / 1e6;
-      const unsigned long long bad = v == 0 ? 0 : c.mismatches[v - 1];
-      all_equal = all_equal && bad == 0;
-      std::printf("| %s | %s | %d/%d | %d | %d | %d | %.3f | %.0f | %.1f | %.3f | %llu |\n", c.name.c_str(),
-                  var.name.c_str(), var.threads, var.vecs, var.grid, var.regs, var.blocks_per_sm, ms, gbs,
-                  100.0 * gbs / copy_gbs, ms / library_ms, bad);
-    }
+  for (const auto& make : cases) {
+    Case c = make();
+    check_case(c, n, count);
+    std::printf("\n| case | variant | threads/vecs | grid | regs | blocks/SM | ms | GB/s | %% of copy | vs library | "
+                "values differ |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    all_equal = time_and_print_case(c, n, rounds, kReps, copy_dst, copy_src) && all_equal;
+    std::printf("\n");
+    for (void* p : c.buffers) SWEEP_CHECK(cudaFree(p));
   }
-  std::printf("\n%s\n", all_equal ? "every variant's output equals the library kernel's, bit for bit"
-                                   : "MISMATCH: some variant's output differs from the library kernel's");
+  std::printf("%s\n", all_equal ? "every variant ran and its output equals the library kernel's, bit for bit"
+                                : "MISMATCH or FAILED LAUNCH: see the rows above");
   return all_equal ? 0 : 1;
 }

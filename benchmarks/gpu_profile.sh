@@ -3,7 +3,7 @@
 # after benchmarks/gpu_check.sh has built the extension in this tree:
 #   bash benchmarks/gpu_profile.sh OUTDIR
 # Speed-of-light, memory, occupancy and launch sections for artderiv's kernels
-# and torch's on the same tensors at 2^28 (a copy, relu and sigmoid forwards,
+# and torch's on the same tensors at 2^28 (a copy-like kernel, relu and sigmoid forwards,
 # relu backwards; float32 and bfloat16), with the clocks left alone
 # (--clock-control none). Skipped with a message where ncu is missing; where
 # it cannot read the counters (not every runtime lets it) its log says why.
@@ -35,7 +35,9 @@ for dtype in (torch.float32, torch.bfloat16):
     dst = torch.empty_like(x)
     name = str(dtype).removeprefix("torch.")
     cases += [
-        (f"copy {name}", lambda x=x, dst=dst: dst.copy_(x)),
+        # torch copies a dense tensor with cudaMemcpy, which ncu does not profile:
+        # neg is torch's plainest elementwise kernel, the copy's stand-in.
+        (f"torch.neg (copy-like) {name}", lambda x=x, dst=dst: torch.neg(x, out=dst)),
         (f"torch.relu {name}", lambda x=x: torch.relu(x)),
         (f"artderiv relu forward {name}", lambda x=x: artderiv.relu(x, derivative="sigmoid")),
         (f"torch.sigmoid {name}", lambda x=x: torch.sigmoid(x)),
@@ -57,6 +59,10 @@ if device == "cuda":
     torch.cuda.synchronize()
     torch.cuda.profiler.stop()
 EOF
+if ! "$PY" -c "import artderiv" > /dev/null 2>&1; then
+  echo "artderiv does not import here: build it first (gpu_check.sh does, on the same machine)" | tee -a "$SUMMARY"
+  exit 1
+fi
 if [ "$DRY" = 1 ]; then
   stage ncu_driver 120 "$PY" "$DRIVER" cpu 16
 else
