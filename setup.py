@@ -82,7 +82,7 @@ srcs = sources("", ".cpp") + sources("autograd", ".cpp")
 srcs += ["csrc/cpu/activation_cpu.cpp", "csrc/cpu/activation_kernels_default.cpp"]
 isa_sources = {}
 if IS_X86:
-    for isa in ("avx2", "avx512"):
+    for isa in ISA_FLAGS:  # avx2, avx512, avx512bf16
         isa_sources[isa] = f"csrc/cpu/activation_kernels_{isa}.cpp"
         define_macros.append((f"ARTDERIV_CPU_{isa.upper()}", None))
 

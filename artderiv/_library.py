@@ -82,7 +82,8 @@ def catalog() -> dict:
 
 
 def cpu_kernel_isa(activation: Optional[str] = None, dtype: Optional[torch.dtype] = None) -> str:
-    """The CPU kernel build in use: DEFAULT, AVX2 or AVX512 (ATEN_CPU_CAPABILITY lowers it).
+    """The CPU kernel build in use: DEFAULT, AVX2, AVX512, or AVX512BF16 (AVX512 CPUs
+    with AVX512-BF16; ARTDERIV_AVX512BF16=0 keeps AVX512). ATEN_CPU_CAPABILITY lowers it.
 
     With an activation and a dtype: the build that runs that forward. On AVX512
     CPUs, the float and double forwards that are only compares and selects

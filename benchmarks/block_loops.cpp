@@ -15,7 +15,8 @@
 //
 // The flags are those of the AVX2 kernel build (setup.py, csrc/cpu/isa_flags.txt).
 // For the AVX512 build, use the avx512 line of isa_flags.txt and add
-// -DCPU_CAPABILITY=AVX512 -DCPU_CAPABILITY_AVX512.
+// -DCPU_CAPABILITY=AVX512 -DCPU_CAPABILITY_AVX512; for AVX512BF16, its line and
+// -DCPU_CAPABILITY=AVX512BF16 -DCPU_CAPABILITY_AVX512.
 #ifndef CPU_CAPABILITY
 #define CPU_CAPABILITY AVX2
 #define CPU_CAPABILITY_AVX2

@@ -29,6 +29,8 @@ def isa_supported(isa):
         return True
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return False
+    if isa == "avx512bf16":
+        return torch.cpu._is_avx512_supported() and getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
     return {"avx2": torch.cpu._is_avx2_supported, "avx512": torch.cpu._is_avx512_supported}[isa]()
 
 
@@ -42,9 +44,10 @@ def build_cpu_check(name, isa, out_dir, optimize="-O3", extra=()):
         pytest.skip("no C++ compiler")
     exe = os.path.join(str(out_dir), f"{name}_{isa}")
     capability = isa.upper()
+    selector = "AVX512" if isa == "avx512bf16" else capability  # ATen's headers know AVX512, not its BF16 build
     libs = cpp_extension.library_paths()
     cmd = [cxx, os.path.join(ROOT, "tests", "cpu_math", f"{name}.cpp"), "-o", exe, optimize, "-ffp-contract=off",
-           "-std=c++20", *isa_flags()[isa], *extra, f"-DCPU_CAPABILITY={capability}", f"-DCPU_CAPABILITY_{capability}",
+           "-std=c++20", *isa_flags()[isa], *extra, f"-DCPU_CAPABILITY={capability}", f"-DCPU_CAPABILITY_{selector}",
            *[f"-I{p}" for p in [os.path.join(ROOT, "csrc")] + cpp_extension.include_paths()],
            *[f"-L{p}" for p in libs], *[f"-Wl,-rpath,{p}" for p in libs], "-ltorch_cpu", "-lc10"]
     built = subprocess.run(cmd, capture_output=True, text=True, timeout=600)

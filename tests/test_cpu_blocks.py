@@ -14,7 +14,7 @@ import pytest
 from cpu_checks import build_cpu_check
 
 
-@pytest.mark.parametrize("isa", ["default", "avx2", "avx512"])
+@pytest.mark.parametrize("isa", ["default", "avx2", "avx512", "avx512bf16"])
 def test_blocks_touch_only_their_values(isa, tmp_path):
     exe = build_cpu_check("block_bounds_check", isa, tmp_path, optimize="-O1",
                           extra=["-fsanitize=address", "-fno-omit-frame-pointer"])

@@ -1,6 +1,7 @@
-"""The library holds the CPU kernels three times (DEFAULT, AVX2, AVX512) and
-picks one at run time. Code compiled for AVX2 or AVX512 must run only when
-that build is picked; anything else in the library must run on any x86-64 CPU.
+"""The library holds the CPU kernels four times (DEFAULT, AVX2, AVX512,
+AVX512BF16) and picks one at run time. Code compiled for AVX2 or AVX512 must
+run only when that build is picked; anything else in the library must run on
+any x86-64 CPU, and the BF16 instructions only in the AVX512BF16 build.
 
 Checked on the disassembly: no function whose name does not carry an ISA
 (ATen's CPU_CAPABILITY namespaces, AVX2 / AVX512, which template arguments
@@ -31,7 +32,7 @@ INSTRUCTION = re.compile(r"^\s*(?P<address>[0-9a-f]+):\s+(?P<mnemonic>[a-z][a-z0
 # ATen's ISA namespaces (at::vec::AVX2::, artderiv::cpu::AVX512::, also inside
 # template arguments). Case-sensitive on purpose: the initializer of
 # activation_kernels_avx2.cpp is named after the file and must be checked.
-ISA_NAME = re.compile(r"\b(AVX2|AVX512)::")
+ISA_NAME = re.compile(r"\b(AVX2|AVX512|AVX512BF16)::")
 # VEX/EVEX-encoded instructions all start with "v" in AT&T syntax, AVX512 mask
 # instructions with "k". Then the non-VEX ones that the ISA flags allow:
 # BMI2 (-mbmi2), popcnt and crc32 (SSE4.2, implied by -mavx2), fisttp (SSE3).
@@ -109,7 +110,7 @@ def test_the_check_sees_an_initializer_with_avx_code():
 # Conditional jumps only: a loop closes with one, while an unconditional jmp
 # may go back to shared setup or return code.
 BRANCH = re.compile(r"^\s*([0-9a-f]+):\s+j(?!mp)[a-z]+\s+([0-9a-f]+) <")
-FLOAT_FORWARD_BLOCK = re.compile(r"artderiv::cpu::(AVX2|AVX512)::forward_block<artderiv::(\w+), float>\(")
+FLOAT_FORWARD_BLOCK = re.compile(r"artderiv::cpu::(AVX2|AVX512|AVX512BF16)::forward_block<artderiv::(\w+), float>\(")
 
 
 def loop_heads(disassembly: str, name: re.Pattern) -> dict:
@@ -137,7 +138,7 @@ def loop_heads(disassembly: str, name: re.Pattern) -> dict:
 def test_kernel_loops_start_on_64_byte_boundaries(disassembly):
     heads = loop_heads(disassembly, FLOAT_FORWARD_BLOCK)
     isas = {FLOAT_FORWARD_BLOCK.search(f).group(1) for f in heads}
-    assert len(heads) >= 20 and isas == {"AVX2", "AVX512"}, (
+    assert len(heads) >= 20 and isas == {"AVX2", "AVX512", "AVX512BF16"}, (
         f"{len(heads)} float forward blocks found, ISAs {isas}")
     no_loop = sorted(f for f, a in heads.items() if a is None)
     assert not no_loop, f"no loop found in: {no_loop[:5]}"
@@ -148,7 +149,7 @@ def test_kernel_loops_start_on_64_byte_boundaries(disassembly):
 
 
 CLAMPING_FORWARD_BLOCK = re.compile(
-    r"artderiv::cpu::(AVX2|AVX512)::forward_block<artderiv::(Relu|Relu6|Hardtanh), (float|double)>\(")
+    r"artderiv::cpu::(AVX2|AVX512|AVX512BF16)::forward_block<artderiv::(Relu|Relu6|Hardtanh), (float|double)>\(")
 
 
 def loop_lines(disassembly: str, name: re.Pattern) -> dict:
@@ -185,7 +186,7 @@ def test_clamping_forwards_are_one_max_or_min_per_vector(disassembly):
     # where torch.relu has 1, and about 10% slower than torch on data from L3
     # (benchmarks/RESULTS.md, AVX2 section).
     loops = loop_instructions(disassembly, CLAMPING_FORWARD_BLOCK)
-    assert len(loops) == 12, sorted(loops)  # {AVX2, AVX512} x {relu, relu6, hardtanh} x {float, double}
+    assert len(loops) == 18, sorted(loops)  # {AVX2, AVX512, AVX512BF16} x {relu, relu6, hardtanh} x {float, double}
     for function, mnemonics in loops.items():
         selects = [m for m in mnemonics if m.startswith(("vcmp", "vpcmp", "vblendv", "vpblend", "vpternlog"))]
         assert not selects, f"{function[:120]}: {selects} in its loop {mnemonics}"
@@ -199,8 +200,8 @@ def test_step_forward_is_a_compare_and_an_and(disassembly):
     # select()'s blendv against a zero compiled to the compare, an integer
     # compare that rebuilt the mask from its sign bits, and the AND.
     loops = loop_instructions(disassembly, re.compile(
-        r"artderiv::cpu::(AVX2|AVX512)::forward_block<artderiv::Step, (float|double)>\("))
-    assert len(loops) == 4, sorted(loops)
+        r"artderiv::cpu::(AVX2|AVX512|AVX512BF16)::forward_block<artderiv::Step, (float|double)>\("))
+    assert len(loops) == 6, sorted(loops)
     for function, mnemonics in loops.items():
         # Per vector (the loop does a pack of several) at most the compare and
         # one AND (a compiler may fold the AND into a zero-masked AVX512 move);
@@ -221,9 +222,9 @@ def test_backward_gate_is_a_compare_and_an_and(disassembly):
     # vpcmpeqd) and an and-not or masked move. Atan and fast_sigmoid have no
     # select of their own, so every mask operation in their loops is the gate's.
     loops = loop_instructions(disassembly, re.compile(
-        r"artderiv::cpu::(AVX2|AVX512)::backward_(half_)?block<artderiv::(Atan|FastSigmoid), false, "
+        r"artderiv::cpu::(AVX2|AVX512|AVX512BF16)::backward_(half_)?block<artderiv::(Atan|FastSigmoid), false, "
         r"(float|double|c10::Half|c10::BFloat16)>\("))
-    assert len(loops) == 16, sorted(loops)  # {AVX2, AVX512} x {atan, fast_sigmoid} x 4 dtypes
+    assert len(loops) == 24, sorted(loops)  # {AVX2, AVX512, AVX512BF16} x {atan, fast_sigmoid} x 4 dtypes
     for function, mnemonics in loops.items():
         rebuilt = [m for m in mnemonics if m.startswith(("vpcmp", "vblendv"))]
         assert any(m.startswith("vcmpneq") for m in mnemonics) and not rebuilt, f"{function[:120]}: {mnemonics}"
@@ -232,7 +233,7 @@ def test_backward_gate_is_a_compare_and_an_and(disassembly):
 # Instructions that move values across 128-bit lanes (vpmovzxwd from a
 # 128-bit source into a 256-bit register counts: it spreads one lane over two).
 CROSS_LANE = ("vperm", "vextract", "vinsert", "vpmovzx", "vpmovsx", "vshuff", "vshufi")
-BFLOAT16_HALF_BLOCK = re.compile(r"artderiv::cpu::(AVX2|AVX512)::\w+_half_block<[^()]*c10::BFloat16>\(")
+BFLOAT16_HALF_BLOCK = re.compile(r"artderiv::cpu::(AVX2|AVX512|AVX512BF16)::\w+_half_block<[^()]*c10::BFloat16>\(")
 
 
 def test_bfloat16_blocks_widen_and_narrow_within_lanes(disassembly):
@@ -240,17 +241,45 @@ def test_bfloat16_blocks_widen_and_narrow_within_lanes(disassembly):
     # in, one vpackusdw per two out. ATen's convert_to_float / convert_from_float
     # keep the array order with an extract, two vpmovzxwd and a vpermq; without
     # them relu's bfloat16 forward loop took 37% less time on data in L1 (AMD
-    # EPYC, benchmarks/block_loops.cpp).
+    # EPYC, benchmarks/block_loops.cpp). The AVX512BF16 build rounds two
+    # vectors with one vcvtne2ps2bf16, whose output one vpermq puts back in
+    # lane order (vpackusdw stays, outside the loop, for pairs holding a subnormal).
     loops = loop_instructions(disassembly, BFLOAT16_HALF_BLOCK)
     isas = {BFLOAT16_HALF_BLOCK.search(f).group(1) for f in loops}
-    assert len(loops) > 100 and isas == {"AVX2", "AVX512"}, f"{len(loops)} loops, ISAs {isas}"
-    crossing = {f: [m for m in ms if m.startswith(CROSS_LANE)] for f, ms in loops.items()}
+    assert len(loops) > 150 and isas == {"AVX2", "AVX512", "AVX512BF16"}, f"{len(loops)} loops, ISAs {isas}"
+    allowed = {"AVX2": (), "AVX512": (), "AVX512BF16": ("vpermq",)}
+    crossing = {f: [m for m in ms if m.startswith(CROSS_LANE) and m not in allowed[BFLOAT16_HALF_BLOCK.search(f).group(1)]]
+                for f, ms in loops.items()}
     crossing = {f[:120]: c for f, c in crossing.items() if c}
     assert not crossing, f"{len(crossing)} of {len(loops)} bfloat16 loops cross lanes: {list(crossing.items())[:3]}"
     forward = {f: ms for f, ms in loops.items() if "::forward_half_block<" in f}
-    assert len(forward) >= 40  # 20 activations, 2 ISAs
+    assert len(forward) >= 60  # 20 activations, 3 ISAs
     for function, mnemonics in forward.items():
-        assert {"vpunpcklwd", "vpunpckhwd", "vpackusdw"} <= set(mnemonics), f"{function[:120]}: {mnemonics}"
+        narrow = {"vcvtne2ps2bf16", "vpermq"} if "AVX512BF16::" in function else {"vpackusdw"}
+        assert {"vpunpcklwd", "vpunpckhwd"} | narrow <= set(mnemonics), f"{function[:120]}: {mnemonics}"
+
+
+# AVX512-BF16 instructions (the AVX512 CPUs before Cooper Lake lack them).
+BF16_INSTRUCTION = ("vcvtne2ps2bf16", "vcvtneps2bf16", "vdpbf16ps")
+
+
+def test_bf16_instructions_only_in_the_avx512bf16_build(disassembly):
+    # That build's own CPU_CAPABILITY namespace keeps its inline code (ATen's
+    # vector types and the kernels' templates) out of the AVX512 build's, which
+    # runs on AVX512 CPUs without BF16: a shared name would let the linker keep
+    # one copy for both.
+    found, function = {}, None
+    for line in disassembly.splitlines():
+        header = FUNCTION.match(line)
+        if header:
+            function = header.group(1)
+            continue
+        insn = INSTRUCTION.match(line)
+        if insn and insn["mnemonic"] in BF16_INSTRUCTION:
+            found.setdefault(function, insn["mnemonic"])
+    assert found, "no BF16 instruction at all: is the AVX512BF16 build in the library?"
+    outside = {f[:140]: m for f, m in found.items() if "AVX512BF16::" not in f}
+    assert not outside, f"BF16 instructions outside the AVX512BF16 build: {list(outside.items())[:5]}"
 
 
 def test_loop_heads_finds_the_loop_not_the_tail():
@@ -275,7 +304,7 @@ def test_loop_heads_finds_the_loop_not_the_tail():
 
 
 # Every block function of the kernels (csrc/cpu/activation_kernels.h), any ISA.
-BLOCK = re.compile(r"artderiv::cpu::(AVX2|AVX512|DEFAULT)::\w+_block<")
+BLOCK = re.compile(r"artderiv::cpu::(AVX2|AVX512|AVX512BF16|DEFAULT)::\w+_block<")
 CALL = re.compile(r"^\s*[0-9a-f]+:\s+call\s+[0-9a-f]+ <(?P<target>.*)>")
 
 

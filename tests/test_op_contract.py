@@ -1167,7 +1167,7 @@ def test_python_catalog_views():
     for name in CATALOG_DERIVATIVES:
         factory = getattr(artderiv.derivatives, name)
         assert factory().args() == (name, list(derivs[name]["params"].values()))
-    assert artderiv.cpu_kernel_isa() in {"DEFAULT", "AVX2", "AVX512"}
+    assert artderiv.cpu_kernel_isa() in {"DEFAULT", "AVX2", "AVX512", "AVX512BF16"}
 
 
 ELEMENTARY_FORWARDS = ["relu", "relu6", "leaky_relu", "hardtanh", "step", "sign"]
@@ -1181,7 +1181,7 @@ def test_elementary_float_forwards_run_the_avx2_build_on_avx512():
     for name in CATALOG_ACTIVATIONS:
         for dtype in (torch.float32, torch.float64, torch.bfloat16, torch.float16):
             elementary = name in ELEMENTARY_FORWARDS and dtype in (torch.float32, torch.float64)
-            want = "AVX2" if elementary and best == "AVX512" else best
+            want = "AVX2" if elementary and best in ("AVX512", "AVX512BF16") else best
             assert artderiv.cpu_kernel_isa(name, dtype) == want, (name, dtype)
     with pytest.raises(ValueError, match="cpu_kernel_isa: give both 'activation' and 'dtype'"):
         artderiv.cpu_kernel_isa("relu")
@@ -1191,8 +1191,29 @@ def test_elementary_float_forwards_run_the_avx2_build_on_avx512():
         artderiv.cpu_kernel_isa("relu", torch.int64)
 
 
+def test_bfloat16_results_near_zero_round_as_torch():
+    """bfloat16 outputs whose float value is subnormal round as torch rounds
+    them. The AVX512BF16 build's rounding instruction reads a subnormal as
+    zero (1.1754942e-38 would give 0, where torch gives FLT_MIN), so a pair
+    of vectors holding one takes the software rounding."""
+    tiny = torch.finfo(torch.float32).tiny
+    gen = torch.Generator().manual_seed(0)
+    n = 4096
+    g = (torch.rand(n, generator=gen) * 4 - 2) * tiny  # bfloat16 grads around FLT_MIN, some subnormal
+    g[::7] = torch.randn(n, generator=gen)[::7]  # ordinary values in the same vectors
+    g = g.bfloat16()
+    x = (torch.randn(n, generator=gen) * 4).bfloat16().requires_grad_()
+    (got,) = torch.autograd.grad(artderiv.relu(x, derivative="sigmoid"), x, g)
+    want = (g.float() * torch.sigmoid(x.detach().float())).bfloat16()
+    products = g.float() * torch.sigmoid(x.detach().float())
+    assert ((products.abs() < tiny) & (products != 0)).sum() > 1000  # the case under test: subnormal in float
+    assert_bitwise_equal(got, want, zero_sign=False)
+    xs = ((torch.rand(n, generator=gen) * 4 - 2) * tiny).bfloat16()
+    assert_bitwise_equal(artderiv.relu(xs), torch.relu(xs))
+
+
 # ---------------------------------------------------------------------------
-# The other CPU kernel builds (DEFAULT, AVX2): same numerics tests
+# The other CPU kernel builds (DEFAULT, AVX2, and AVX512 where AVX512BF16 runs): same numerics tests
 # ---------------------------------------------------------------------------
 
 _ISA_ORDER = ["DEFAULT", "AVX2", "AVX512"]
@@ -1212,13 +1233,17 @@ def test_kernel_isa_matches_request():
     assert artderiv.cpu_kernel_isa() == want
 
 
-@pytest.mark.parametrize("isa", ["default", "avx2"])
+@pytest.mark.parametrize("isa", ["default", "avx2", "avx512"])
 def test_other_cpu_kernel_builds(isa):
-    """The suite's numerics tests pass on the lower-ISA kernel builds too (ATEN_CPU_CAPABILITY)."""
+    """The suite's numerics tests pass on the lower-ISA kernel builds too
+    (ATEN_CPU_CAPABILITY; ARTDERIV_AVX512BF16=0 for the plain AVX512 build on
+    a CPU that would run the AVX512BF16 one)."""
     have = torch.backends.cpu.get_cpu_capability()
     if have not in _ISA_ORDER or _ISA_ORDER.index(have) < _ISA_ORDER.index(isa.upper()):
         pytest.skip(f"this CPU does not support {isa}")
-    env = dict(os.environ, ATEN_CPU_CAPABILITY=isa, ARTDERIV_TEST_EXPECT_ISA=isa.upper())
+    if isa == "avx512" and artderiv.cpu_kernel_isa() == "AVX512":
+        pytest.skip("the AVX512 build is the one the whole suite runs here")
+    env = dict(os.environ, ATEN_CPU_CAPABILITY=isa, ARTDERIV_AVX512BF16="0", ARTDERIV_TEST_EXPECT_ISA=isa.upper())
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", _ISA_SELECTION,
          os.path.join(ROOT, "tests", "test_forward_backward.py"), os.path.join(ROOT, "tests", "test_op_contract.py")],

@@ -10,6 +10,7 @@
 #endif
 
 #include <atomic>
+#include <cstdlib>
 #include <exception>
 
 #include "../ops.h"
@@ -23,6 +24,14 @@ const KernelTable& select_kernels() {
   // at::get_cpu_capability() is what ATen itself dispatches on: the best ISA
   // of this CPU, lowered by ATEN_CPU_CAPABILITY=default|avx2 when set.
   const std::string capability = at::get_cpu_capability();
+#ifdef ARTDERIV_CPU_AVX512BF16
+  // ATen has no build of its own for AVX512-BF16: its AVX512 CPUs that have
+  // it run the build whose bfloat16 stores round in one instruction, unless
+  // ARTDERIV_AVX512BF16=0 (to test or time the plain AVX512 build there).
+  const char* bf16 = std::getenv("ARTDERIV_AVX512BF16");
+  const bool bf16_allowed = bf16 == nullptr || std::string(bf16) != "0";
+  if (capability == "AVX512" && bf16_allowed && __builtin_cpu_supports("avx512bf16")) return kernels_AVX512BF16;
+#endif
 #ifdef ARTDERIV_CPU_AVX512
   if (capability == "AVX512") return kernels_AVX512;
 #endif
@@ -43,11 +52,16 @@ const KernelTable& kernels() {
 // ones (benchmarks/RESULTS.md, 2026-11-30), so AVX512 CPUs run it from the
 // AVX2 build, as ATen runs its own elementwise ops (torch.relu's clamp_min
 // among them). Half types widen and round in registers, which AVX512 does faster.
+// (The AVX512BF16 build differs from AVX512 only in its bfloat16 stores.)
 const KernelTable& forward_kernels(const ActivationSpec& act, at::ScalarType dtype) {
 #if defined(ARTDERIV_CPU_AVX512) && defined(ARTDERIV_CPU_AVX2)
-  if (act.elementary_forward && !at::isReducedFloatingType(dtype) && &kernels() == &kernels_AVX512) {
-    return kernels_AVX2;
-  }
+  const KernelTable& best = kernels();
+  const bool avx512 = &best == &kernels_AVX512
+#ifdef ARTDERIV_CPU_AVX512BF16
+                      || &best == &kernels_AVX512BF16
+#endif
+      ;
+  if (act.elementary_forward && !at::isReducedFloatingType(dtype) && avx512) return kernels_AVX2;
 #endif
   return kernels();
 }
@@ -159,7 +173,7 @@ void activation_backward_cpu(at::Tensor& grad_x, const at::Tensor& grad, const a
 }
 
 TORCH_LIBRARY_FRAGMENT(artderiv, m) {
-  // Which CPU kernel build runs here (DEFAULT, AVX2, AVX512), or runs one
+  // Which CPU kernel build runs here (DEFAULT, AVX2, AVX512, AVX512BF16), or runs one
   // activation's forward on one dtype: for benchmarks and bug reports.
   m.def("cpu_kernel_isa(str? activation=None, ScalarType? dtype=None) -> str", &cpu::cpu_kernel_isa);
 }

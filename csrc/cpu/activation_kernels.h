@@ -19,7 +19,7 @@
 #pragma once
 
 #ifndef CPU_CAPABILITY
-#error "define CPU_CAPABILITY (DEFAULT, AVX2 or AVX512) before including activation_kernels.h"
+#error "define CPU_CAPABILITY (DEFAULT, AVX2, AVX512 or AVX512BF16) before including activation_kernels.h"
 #endif
 
 #include <algorithm>

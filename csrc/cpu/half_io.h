@@ -74,6 +74,18 @@ struct HalfConvert<at::BFloat16> {
     return _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(f, f, _CMP_ORD_Q), _mm512_set1_epi32(0xffff), t);
   }
   C10_ALWAYS_INLINE static Vectorized<at::BFloat16> narrow(const VF& lo, const VF& hi) {
+#if defined(__AVX512BF16__)
+    // The AVX512BF16 build: one vcvtne2ps2bf16 rounds both vectors to nearest
+    // even like round() (NaN to a quiet NaN, not 0xffff), but reads a
+    // subnormal as zero (1.1754942e-38 would give 0, not FLT_MIN): a pair with
+    // one takes round(). lo's 16 values come first, then hi's; the permute
+    // puts them in the lane order of the pack above.
+    const __mmask16 subnormal = _mm512_fpclass_ps_mask(lo, 0x20) | _mm512_fpclass_ps_mask(hi, 0x20);
+    if (C10_LIKELY(subnormal == 0)) {
+      const __m512i pair = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
+      return _mm512_permutexvar_epi64(_mm512_set_epi64(7, 3, 6, 2, 5, 1, 4, 0), pair);
+    }
+#endif
     return _mm512_packus_epi32(round(lo), round(hi));
   }
 #else

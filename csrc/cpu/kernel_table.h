@@ -1,7 +1,7 @@
 // The CPU kernels are compiled once per instruction set (DEFAULT, AVX2,
-// AVX512, ATen's names and flags); each build exports one KernelTable and
-// activation_cpu.cpp picks the table at run time from at::get_cpu_capability(),
-// which honours ATEN_CPU_CAPABILITY.
+// AVX512, ATen's names and flags, and AVX512BF16: AVX512 plus AVX512-BF16);
+// each build exports one KernelTable and activation_cpu.cpp picks the table at
+// run time from at::get_cpu_capability(), which honours ATEN_CPU_CAPABILITY.
 #pragma once
 
 #include <ATen/TensorIterator.h>
@@ -36,6 +36,7 @@ struct KernelTable {
 extern const KernelTable kernels_DEFAULT;
 extern const KernelTable kernels_AVX2;
 extern const KernelTable kernels_AVX512;
+extern const KernelTable kernels_AVX512BF16;
 
 }  // namespace cpu
 }  // namespace artderiv
