@@ -45,8 +45,8 @@ def is_extended(mnemonic: str, operands: str) -> bool:
             or re.search(r"%[yz]mm\d|%xmm(1[6-9]|2\d|3[01])\b", operands) is not None)
 
 
-def extended_outside_isa_code(disassembly: str) -> dict:
-    """{function: first offending instruction} for functions without an ISA in their name."""
+def first_instructions(disassembly: str, wanted) -> dict:
+    """{function: its first instruction line for which wanted(function, insn) holds}."""
     found, function = {}, None
     for line in disassembly.splitlines():
         header = FUNCTION.match(line)
@@ -54,10 +54,15 @@ def extended_outside_isa_code(disassembly: str) -> dict:
             function = header.group(1)
             continue
         insn = INSTRUCTION.match(line)
-        if (insn and function is not None and function not in found and not ISA_NAME.search(function)
-                and is_extended(insn["mnemonic"], insn["operands"])):
+        if insn and function is not None and function not in found and wanted(function, insn):
             found[function] = line.strip()
     return found
+
+
+def extended_outside_isa_code(disassembly: str) -> dict:
+    """{function: first offending instruction} for functions without an ISA in their name."""
+    return first_instructions(disassembly, lambda function, insn: not ISA_NAME.search(function)
+                              and is_extended(insn["mnemonic"], insn["operands"]))
 
 
 @pytest.fixture(scope="module")
@@ -268,15 +273,7 @@ def test_bf16_instructions_only_in_the_avx512bf16_build(disassembly):
     # vector types and the kernels' templates) out of the AVX512 build's, which
     # runs on AVX512 CPUs without BF16: a shared name would let the linker keep
     # one copy for both.
-    found, function = {}, None
-    for line in disassembly.splitlines():
-        header = FUNCTION.match(line)
-        if header:
-            function = header.group(1)
-            continue
-        insn = INSTRUCTION.match(line)
-        if insn and insn["mnemonic"] in BF16_INSTRUCTION:
-            found.setdefault(function, insn["mnemonic"])
+    found = first_instructions(disassembly, lambda function, insn: insn["mnemonic"] in BF16_INSTRUCTION)
     assert found, "no BF16 instruction at all: is the AVX512BF16 build in the library?"
     outside = {f[:140]: m for f, m in found.items() if "AVX512BF16::" not in f}
     assert not outside, f"BF16 instructions outside the AVX512BF16 build: {list(outside.items())[:5]}"
