@@ -15,6 +15,11 @@ OUT=${1:?usage: gpu_profile.sh OUTDIR}
 SUMMARY_NAME=profile_summary.txt
 source "$(dirname "$0")/gpu_stages.sh"
 
+if ! "$PY" -c "import artderiv" > /dev/null 2>&1; then
+  echo "artderiv does not import here: build it first (gpu_check.sh does, on the same machine)" | tee -a "$SUMMARY"
+  exit 1
+fi
+
 # The ops under ncu, one kernel each, in this order (the driver prints it too):
 # inputs are made before the profiled range, so only these kernels are captured.
 DRIVER=$(mktemp --suffix .py)
@@ -59,10 +64,6 @@ if device == "cuda":
     torch.cuda.synchronize()
     torch.cuda.profiler.stop()
 EOF
-if ! "$PY" -c "import artderiv" > /dev/null 2>&1; then
-  echo "artderiv does not import here: build it first (gpu_check.sh does, on the same machine)" | tee -a "$SUMMARY"
-  exit 1
-fi
 if [ "$DRY" = 1 ]; then
   stage ncu_driver 120 "$PY" "$DRIVER" cpu 16
 else

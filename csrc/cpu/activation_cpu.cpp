@@ -54,8 +54,8 @@ const KernelTable& kernels() {
 // among them). Half types widen and round in registers, which AVX512 does faster.
 // (The AVX512BF16 build differs from AVX512 only in its bfloat16 stores.)
 const KernelTable& forward_kernels(const ActivationSpec& act, at::ScalarType dtype) {
-#if defined(ARTDERIV_CPU_AVX512) && defined(ARTDERIV_CPU_AVX2)
   const KernelTable& best = kernels();
+#if defined(ARTDERIV_CPU_AVX512) && defined(ARTDERIV_CPU_AVX2)
   const bool avx512 = &best == &kernels_AVX512
 #ifdef ARTDERIV_CPU_AVX512BF16
                       || &best == &kernels_AVX512BF16
@@ -63,7 +63,7 @@ const KernelTable& forward_kernels(const ActivationSpec& act, at::ScalarType dty
       ;
   if (act.elementary_forward && !at::isReducedFloatingType(dtype) && avx512) return kernels_AVX2;
 #endif
-  return kernels();
+  return best;
 }
 
 // With an activation and a dtype: the build that runs that forward.
