@@ -95,6 +95,20 @@ __device__ __noinline__ opmath_t output_exact_derivative(Act act, opmath_t y,
   });
 }
 
+// Where BackwardOp reads f' from: the activation chosen at run time, through
+// the out-of-line functions above. (benchmarks/cuda_launch_sweep.cu measures
+// a policy with the activation fixed at compile time and f' inlined.)
+struct RuntimeExactSource {
+  template <class T>
+  __device__ __forceinline__ static T of_input(Act act, T x, const Params<T>* p) {
+    return exact_derivative(act, x, p);
+  }
+  template <class T>
+  __device__ __forceinline__ static T of_output(Act act, T y, const Params<T>* p) {
+    return output_exact_derivative(act, y, p);
+  }
+};
+
 template <class A, class scalar_t>
 struct ForwardOp {
   using opmath_t = at::opmath_type<scalar_t>;
@@ -106,8 +120,8 @@ struct ForwardOp {
 
 // kMayBlend = false compiles the blending path out (benchmarks/cuda_launch_sweep.cu
 // measures what its register cost does to the launch; the library keeps one
-// kernel per derivative and dtype, so always true).
-template <class D, class scalar_t, bool kMayBlend = true>
+// kernel per derivative and dtype, so always true, and RuntimeExactSource).
+template <class D, class scalar_t, bool kMayBlend = true, class ExactSource = RuntimeExactSource>
 struct BackwardOp {
   using opmath_t = at::opmath_type<scalar_t>;
   BackwardArgs<opmath_t> a;
@@ -117,13 +131,13 @@ struct BackwardOp {
     const opmath_t shape_exact =
         !D::uses_exact ? opmath_t(0)
         : a.from_output
-            ? output_exact_derivative(a.act, x, &a.act_params)
-            : exact_derivative(a.exact_of, x - a.exact_of_center, &a.exact_of_params);
+            ? ExactSource::of_output(a.act, x, &a.act_params)
+            : ExactSource::of_input(a.exact_of, x - a.exact_of_center, &a.exact_of_params);
     opmath_t d = D::eval(x - a.center, shape_exact, a.deriv_params);
     if (kMayBlend && a.blending) {
       const opmath_t own_exact = (D::uses_exact && a.exact_of == a.act) ? shape_exact
-                                 : a.from_output ? output_exact_derivative(a.act, x, &a.act_params)
-                                                 : exact_derivative(a.act, x, &a.act_params);
+                                 : a.from_output ? ExactSource::of_output(a.act, x, &a.act_params)
+                                                 : ExactSource::of_input(a.act, x, &a.act_params);
       d = (opmath_t(1) - blend) * d + blend * own_exact;
     }
     return static_cast<scalar_t>(math::gate(static_cast<opmath_t>(grad), d));
