@@ -75,7 +75,9 @@ else
   # host compiles, minutes this run does not have) and the ptxas report
   # (test_cuda_codegen.py: one more nvcc compile).
   stage tests 45 "$PY" -m pytest -q tests -k "cuda and not emulat and not codegen" -p no:cacheprovider -rfE
-  stage memcheck 30 compute-sanitizer --tool memcheck --error-exitcode 1 \
+  # compute-sanitizer from PATH, else from the toolkit that builds the kernels
+  SANITIZER=$(command -v compute-sanitizer || echo "$CUDA_HOME/bin/compute-sanitizer")
+  stage memcheck 30 "$SANITIZER" --tool memcheck --error-exitcode 1 \
     "$PY" -m pytest -q tests/test_cuda.py -k "memcheck" -p no:cacheprovider
   # The GPU targets' size only (2^28): torch.compile of each recipe takes seconds.
   # The device tool returns at most 8 files: the benchmark writes elsewhere, and

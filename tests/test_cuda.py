@@ -156,6 +156,35 @@ def test_device_blend_tensor_and_empty(device):
         assert y.shape == shape and g.shape == shape
 
 
+def blend_edge_cases(dtype):
+    """(x, grad, call args after them, the expected gradient or None) of the
+    blends whose f' is easy to get wrong: like:<the layer's own activation> with
+    other parameters blends in the layer's f' (its own parameters, at x), not
+    the shape's; a blend of exactly 0 is no blend, also where f' is NaN (silu'
+    and gelu' at +-inf: inf * 0)."""
+    x = sample(dtype=dtype)
+    grad = sample(dtype=dtype, seed=1)
+    slope = ((x > 0).double() + (x <= 0).double() * 0.3) * 0.5 + ((x > 0).double() + (x <= 0).double() * 0.01) * 0.5
+    cases = [(x, grad, ("leaky_relu", [0.01], "like:leaky_relu", [0.3], torch.tensor(0.5)), grad.double() * slope)]
+    x_inf = torch.tensor([float("inf"), float("-inf"), 1.0, -2.0], dtype=dtype)
+    ones = torch.ones(4, dtype=dtype)
+    for act in ("silu", "gelu"):
+        no_blend = OPS.activation_backward(ones, x_inf, "input", act, [], "atan", [], None)
+        assert not no_blend.isnan().any()
+        cases.append((x_inf, ones, (act, [], "atan", [], torch.tensor(0.0)), no_blend))
+    return cases
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_device_blend_edge_cases(device, dtype):
+    for x, grad, (act, aparams, deriv, dparams, blend), expected in blend_edge_cases(dtype):
+        # a blend on the device (read by the kernel) and on the CPU (passed by value)
+        for b in (blend.to(device), blend):
+            g = OPS.activation_backward(grad.to(device), x.to(device), "input", act, aparams, deriv, dparams, b)
+            assert_close(g, expected.to(dtype), dtype)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_device_opcheck(device):
     x = sample((5, 7), device=device).requires_grad_()

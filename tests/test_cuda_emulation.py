@@ -18,7 +18,7 @@ import sys
 import pytest
 import torch
 
-from test_cuda import DERIVATIVES, DTYPES, sample, tolerance
+from test_cuda import DERIVATIVES, DTYPES, blend_edge_cases, sample, tolerance
 
 import artderiv
 
@@ -91,6 +91,15 @@ def test_emulated_cuda_save_output_and_blend(emu, dtype, act):
             assert_close(g, g_cpu, dtype)
     for blend in (torch.tensor(0.0), torch.tensor(0.25), torch.tensor(1.0)):
         g, g_cpu = backward_both(emu, grad, x, act, "atan", [], blend)
+        assert_close(g, g_cpu, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_emulated_cuda_blend_edge_cases(emu, dtype):
+    for x, grad, (act, aparams, deriv, dparams, blend), expected in blend_edge_cases(dtype):
+        args = (grad, x, "input", act, aparams, deriv, dparams, blend)
+        g, g_cpu = emu.activation_backward(*args), OPS.activation_backward(*args)
+        assert_close(g_cpu, expected.to(dtype), dtype)
         assert_close(g, g_cpu, dtype)
 
 

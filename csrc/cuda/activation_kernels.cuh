@@ -58,6 +58,8 @@ struct BackwardArgs {
   Act exact_of;                     // whose f' the shape reads (act, or g of like:<g>)
   Params<opmath_t> exact_of_params;
   opmath_t exact_of_center;         // exact_of's f' is read at x - exact_of_center
+  bool like;                        // like:<g>: the shape's f' is not the layer's own,
+                                    // even where g is the layer's activation
   Params<opmath_t> deriv_params;
   bool blending;
   bool from_output;                 // x is the saved output y: f' from derivative_from_output
@@ -134,8 +136,9 @@ struct BackwardOp {
             ? ExactSource::of_output(a.act, x, &a.act_params)
             : ExactSource::of_input(a.exact_of, x - a.exact_of_center, &a.exact_of_params);
     opmath_t d = D::eval(x - a.center, shape_exact, a.deriv_params);
-    if (kMayBlend && a.blending) {
-      const opmath_t own_exact = (D::uses_exact && a.exact_of == a.act) ? shape_exact
+    // A blend of 0 is no blend, as on the CPU: f' may be NaN where d is not.
+    if (kMayBlend && a.blending && blend != opmath_t(0)) {
+      const opmath_t own_exact = (D::uses_exact && !a.like) ? shape_exact
                                  : a.from_output ? ExactSource::of_output(a.act, x, &a.act_params)
                                                  : ExactSource::of_input(a.act, x, &a.act_params);
       d = (opmath_t(1) - blend) * d + blend * own_exact;
@@ -317,6 +320,7 @@ void activation_backward(at::Tensor& grad_x, const at::Tensor& grad_any, const a
     args.exact_of = deriv.exact_of;
     args.exact_of_params = cast_params<opmath_t>(deriv.exact_of_params);
     args.exact_of_center = static_cast<opmath_t>(deriv.exact_of_center);
+    args.like = deriv.like;
     args.deriv_params = cast_params<opmath_t>(deriv.params);
     args.blending = blending;
     args.from_output = save == SaveMode::Output;
