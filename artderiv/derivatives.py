@@ -11,19 +11,32 @@ one place where shapes, parameters and defaults are defined::
 """
 
 import inspect
-import math
+import struct
 from typing import Dict, List, Tuple, Union
+
+import torch
 
 from ._library import catalog
 
 __all__ = ["Derivative", "resolve"]
 
+# As the op checks them (csrc/catalog.cpp): the kernels compute in float for
+# float32, float16 and bfloat16 tensors, so a value must keep its constraint as
+# a float32 too (1e39 would be inf there, 1e-300 zero).
 _CONSTRAINTS = {
-    "positive": (lambda v: v > 0, "positive and finite"),
-    "nonnegative": (lambda v: v >= 0, "non-negative and finite"),
-    "nonzero": (lambda v: v != 0, "non-zero and finite"),
-    "finite": (lambda v: True, "finite"),
+    "positive": (lambda v: v > 0, "positive and finite, also as a float32 (1.4e-45 to 3.4e38)"),
+    "nonnegative": (lambda v: v >= 0, "non-negative and finite, also as a float32 (at most 3.4e38)"),
+    "nonzero": (lambda v: v != 0, "non-zero and finite, also as a float32 (magnitude 1.4e-45 to 3.4e38)"),
+    "finite": (lambda v: True, "finite, also as a float32 (magnitude at most 3.4e38)"),
 }
+_FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _satisfies(value: float, constraint: str) -> bool:
+    ok = _CONSTRAINTS[constraint][0]
+    if not abs(value) <= _FLOAT32_MAX:  # also inf and NaN
+        return False
+    return ok(value) and ok(struct.unpack("f", struct.pack("f", value))[0])
 
 
 def _number_text(v: float) -> str:
@@ -55,13 +68,13 @@ def _param_specs(name: str) -> List[dict]:
 
 
 def _check_number(owner: str, pname: str, value, constraint: str = "finite") -> float:
-    ok, text = _CONSTRAINTS[constraint]
     try:
         value = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise TypeError(f"artderiv.derivatives.{owner}: parameter {pname!r} must be a number, got {value!r}") from None
-    if not (math.isfinite(value) and ok(value)):
-        raise ValueError(f"artderiv.derivatives.{owner}: parameter {pname!r} must be {text}, got {value}")
+    if not _satisfies(value, constraint):
+        text = _CONSTRAINTS[constraint][1]
+        raise ValueError(f"artderiv.derivatives.{owner}: parameter {pname!r} must be {text}, got {_number_text(value)}")
     return value
 
 
@@ -127,6 +140,15 @@ def _table_params(knots=None, values=None, **extra) -> dict:
         )
     if any(a >= b for a, b in zip(knots, knots[1:])):
         raise ValueError(f"artderiv.derivatives.table: knots must be strictly increasing, got {knots}")
+    # The kernels run in float32 for float32, float16 and bfloat16 tensors (the op checks this too).
+    k32 = torch.tensor(knots, dtype=torch.float32)
+    v32 = torch.tensor(values, dtype=torch.float32)
+    width = k32[1:] - k32[:-1]
+    if not (width > 0).all() or not ((v32[1:] - v32[:-1]) / width).isfinite().all():
+        raise ValueError(
+            "artderiv.derivatives.table: knots must stay strictly increasing in float32, with slopes "
+            f"finite in float32; got knots {knots}, values {values}"
+        )
     return {"knots": knots, "values": values}
 
 

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from ._library import boxed_ops, catalog
-from .derivatives import DerivativeLike, resolve
+from .derivatives import Derivative, DerivativeLike, _number_text, resolve
 
 __all__ = ["activation"]
 
@@ -48,6 +48,42 @@ def _direct_call(overload):
 _op = _direct_call(torch.ops.artderiv.activation.default)
 
 
+def _number(op: str, arg: str, value) -> float:
+    """value as a float, or a TypeError naming the function and the argument."""
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError, RuntimeError):
+        hint = "; pass the derivative by keyword: derivative=..." if isinstance(value, (str, Derivative)) else ""
+        raise TypeError(f"artderiv.{op}: argument {arg!r} must be a number, got {value!r}{hint}") from None
+
+
+def _number_list(op: str, arg: str, values) -> List[float]:
+    """A sequence of numbers (None: empty) as floats; 0 is a value like any other."""
+    if values is None:
+        return []
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__") or getattr(values, "ndim", 1) == 0:
+        raise TypeError(f"artderiv.{op}: argument {arg!r} must be a list of numbers, got {values!r}")
+    return [_number(op, arg, v) for v in values]
+
+
+def _blend_value(op: str, blend) -> Tensor:
+    """A number blend as the op takes it, checked here too: under torch.compile
+    with no gradient the op's own check (in its backward) would not run."""
+    b = _number(op, "blend", blend)
+    if not 0.0 <= b <= 1.0:
+        raise ValueError(f"artderiv.{op}: argument 'blend' must be in [0, 1], got {_number_text(b)}")
+    return torch.tensor(b, dtype=torch.float64)
+
+
+def _explain_bad_arguments(op: str, params: dict, blend) -> None:
+    """Called when a function's fast path raised: a clear error for a bad
+    parameter or blend; returns (and the caller re-raises) otherwise."""
+    for arg, value in params.items():
+        _number(op, arg, value)
+    if blend is not None and not isinstance(blend, Tensor):
+        _blend_value(op, blend)
+
+
 def activation(
     x: Tensor,
     name: str,
@@ -58,8 +94,9 @@ def activation(
     """Any catalog activation by name, e.g. ``activation(x, "leaky_relu", [0.2], "atan")``."""
     deriv_name, deriv_params = resolve(derivative)
     if blend is not None and not isinstance(blend, Tensor):
-        blend = torch.tensor(float(blend), dtype=torch.float64)
-    return _op(x, name, [float(p) for p in activation_params or []], deriv_name, deriv_params, blend, "auto")
+        blend = _blend_value(name, blend)
+    return _op(x, name, _number_list(name, "activation_params", activation_params), deriv_name, deriv_params, blend,
+               "auto")
 
 
 def gelu(
@@ -101,9 +138,15 @@ def _make_function(spec: dict):
             f"{indent}    return {call('derivative')}\n"
         )
 
+    # A bad parameter or blend fails in the body (float('atan')): the handler
+    # names the function and the argument (free until something raises).
+    explain = f"_explain_bad_arguments({name!r}, {{{', '.join(f'{p!r}: {p}' for p in params)}}}, blend)"
+
     def compiled(body, **names):
-        text = f"def {name}({header}):\n{body}"
-        namespace = {"activation": activation, **defaults, **names}
+        body = "".join(f"    {line}\n" for line in body.splitlines())
+        text = (f"def {name}({header}):\n    try:\n{body}"
+                f"    except (TypeError, ValueError, OverflowError, RuntimeError):\n        {explain}\n        raise\n")
+        namespace = {"activation": activation, "_explain_bad_arguments": _explain_bad_arguments, **defaults, **names}
         exec(compile(text, f"<artderiv.functional.{name}>", "exec"), namespace)
         return namespace[name]
 

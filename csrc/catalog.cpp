@@ -1,6 +1,8 @@
 #include "catalog.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <limits>
 #include <sstream>
 #include <vector>
 
@@ -74,29 +76,48 @@ std::string param_names(c10::ArrayRef<ParamSpec> specs) {
   return out.empty() ? "none" : out;
 }
 
+// The kernels compute in float for float32, float16 and bfloat16 tensors, so a
+// parameter must keep its constraint as a float: 1e39 would be inf there, and
+// 1e-300 zero (NaN results, silently).
 const char* constraint_text(Constraint c) {
   switch (c) {
     case Constraint::Positive:
-      return "positive and finite";
+      return "positive and finite, also as a float32 (1.4e-45 to 3.4e38)";
     case Constraint::NonNegative:
-      return "non-negative and finite";
+      return "non-negative and finite, also as a float32 (at most 3.4e38)";
     case Constraint::NonZero:
-      return "non-zero and finite";
+      return "non-zero and finite, also as a float32 (magnitude 1.4e-45 to 3.4e38)";
     case Constraint::Finite:
       break;
   }
-  return "finite";
+  return "finite, also as a float32 (magnitude at most 3.4e38)";
 }
 
+// v for an error message: short (1, 0.01), but with every digit where short
+// would hide why it was refused (1.0000001 is not 1).
+std::string number_text(double v) {
+  std::ostringstream os;
+  os << v;
+  if (std::strtod(os.str().c_str(), nullptr) != v) {
+    os.str("");
+    os.precision(17);
+    os << v;
+  }
+  return os.str();
+}
+
+bool fits_float32(double v) { return std::fabs(v) <= static_cast<double>(std::numeric_limits<float>::max()); }
+
 bool satisfies(double v, Constraint c) {
-  if (!std::isfinite(v)) return false;
+  if (!fits_float32(v)) return false;  // also false for inf and NaN
+  const float f = static_cast<float>(v);
   switch (c) {
     case Constraint::Positive:
-      return v > 0;
+      return v > 0 && f > 0;
     case Constraint::NonNegative:
       return v >= 0;
     case Constraint::NonZero:
-      return v != 0;
+      return v != 0 && f != 0;
     case Constraint::Finite:
       break;
   }
@@ -114,8 +135,9 @@ Params<double> resolve_params(const char* op, const char* what, const char* owne
                       ": argument '", what, "' for '", owner, "' takes at most ", kMaxParams,
                       " values, got ", given.size());
     for (size_t i = 0; i < given.size(); ++i) {
-      TORCH_CHECK_VALUE(std::isfinite(given[i]), "artderiv.", op, ": argument '", what,
-                        "' for '", owner, "': value ", i, " must be finite, got ", given[i]);
+      TORCH_CHECK_VALUE(fits_float32(given[i]), "artderiv.", op, ": argument '", what, "' for '", owner,
+                        "': value ", i, " must be ", constraint_text(Constraint::Finite), ", got ",
+                        number_text(given[i]));
       p.v[i] = given[i];
     }
     p.count = static_cast<int>(given.size());
@@ -127,7 +149,7 @@ Params<double> resolve_params(const char* op, const char* what, const char* owne
       const double v = i < given.size() ? given[i] : specs[i].default_value;
       TORCH_CHECK_VALUE(satisfies(v, specs[i].constraint), "artderiv.", op, ": argument '",
                         what, "': parameter '", specs[i].name, "' of '", owner, "' must be ",
-                        constraint_text(specs[i].constraint), ", got ", v);
+                        constraint_text(specs[i].constraint), ", got ", number_text(v));
       p.v[i] = v;
     }
     p.count = static_cast<int>(specs.size());
@@ -273,7 +295,7 @@ double read_cpu_blend(const ActivationSpec& act, const std::optional<at::Tensor>
   if (!blend.has_value() || !blend->defined()) return 0.0;
   const double b = blend->item<double>();
   TORCH_CHECK_VALUE(b >= 0.0 && b <= 1.0, "artderiv.", act.name,
-                    ": argument 'blend' must be in [0, 1], got ", b);
+                    ": argument 'blend' must be in [0, 1], got ", number_text(b));
   return b;
 }
 

@@ -1050,6 +1050,9 @@ TABLE_BAD = [
     ("NaN knot", [0.0, NAN, 1.0], [0.0, 1.0, 0.0]),
     ("NaN value", [0.0, 0.5, 1.0], [0.0, NAN, 0.0]),
     ("inf knot", [0.0, 1.0, INF], [0.0, 1.0, 0.0]),
+    # distinct in float64, one float32 (the kernels' type for float32/float16/bfloat16): slope inf, inf * 0 = NaN
+    ("knots equal in float32", [0.0, 1.0, 1.00000001], [0.0, 1.0, 0.0]),
+    ("slope overflows float32", [0.0, 1e-30, 1.0], [0.0, 1e10, 0.0]),
 ]
 
 
@@ -1065,6 +1068,75 @@ def test_table_validation(case):
     xr = x.clone().requires_grad_(True)
     _raises_value_error(lambda: OPS.activation(xr, "step", [], "table", knots + values, None, "input"),
                         "artderiv.step", "derivative_params")
+
+
+# Parameters that the double check passes but that are inf or 0 as a float32 (the
+# kernels' type for float32/float16/bfloat16), where they gave NaN silently.
+FLOAT32_BAD = [
+    ("sigmoid beta 1e300", "relu", [], "sigmoid", [1e300], "'beta' of 'sigmoid'"),
+    ("atan alpha 1e39", "step", [], "atan", [1e39], "'alpha' of 'atan'"),
+    ("gaussian sigma 1e-300", "step", [], "gaussian", [1e-300], "'sigma' of 'gaussian'"),
+    ("celu alpha 1e-300", "celu", [1e-300], "exact", [], "'alpha' of 'celu'"),
+    ("leaky_relu slope 1e300", "leaky_relu", [1e300], "exact", [], "'negative_slope' of 'leaky_relu'"),
+    ("table value 1e39", "relu", [], "table", [0.0, 1.0, 0.0, 1e39], "value 3 must be finite, also as a float32"),
+]
+
+
+@pytest.mark.parametrize("case", FLOAT32_BAD, ids=[c[0] for c in FLOAT32_BAD])
+def test_parameters_must_keep_their_constraint_as_float32(case):
+    _, act, aparams, deriv, dparams, needle = case
+    x = torch.randn(5, dtype=torch.float64)  # refused for every dtype: the check does not read one
+    _raises_value_error(lambda: OPS.activation(x, act, aparams, deriv, dparams, None, "input"), needle, "float32")
+    if deriv in ("sigmoid", "atan", "gaussian"):  # the Python objects check the same
+        name = {"sigmoid": "beta", "atan": "alpha", "gaussian": "sigma"}[deriv]
+        _raises_value_error(lambda: getattr(D, deriv)(**{name: dparams[0]}), "float32")
+    # the float32 limits themselves pass
+    OPS.activation(x, "relu", [], "sigmoid", [3.4e38], None, "input")
+    OPS.activation(x, "relu", [], "sigmoid", [1.5e-45], None, "input")
+
+
+def test_zero_parameters_are_values_not_defaults():
+    """0 given as a tensor, an array or a list entry is the value 0, not "use the default"."""
+    x = torch.tensor([-1.0, 2.0])
+    expected = torch.tensor([0.0, 2.0])
+    values = [[0.0], [0], torch.tensor([0.0]), (0.0,)]
+    np = pytest.importorskip("numpy")
+    values.append(np.array([0.0]))
+    for v in values:
+        assert torch.equal(artderiv.activation(x, "leaky_relu", v), expected), v
+    for scalar in (0, 0.2, torch.tensor(0.2), "0.2"):
+        with pytest.raises(TypeError, match="artderiv.leaky_relu: argument 'activation_params' must be a list of numbers"):
+            artderiv.activation(x, "leaky_relu", scalar)
+
+
+def test_bad_python_arguments_name_the_function_and_argument():
+    x = torch.randn(4)
+    cases = [
+        (lambda: artderiv.leaky_relu(x, "atan"),
+         "artderiv.leaky_relu: argument 'negative_slope' must be a number, got 'atan'; pass the derivative by keyword"),
+        (lambda: artderiv.leaky_relu(x, None), "artderiv.leaky_relu: argument 'negative_slope' must be a number, got None"),
+        (lambda: artderiv.step(x, [0.5]), "artderiv.step: argument 'threshold' must be a number, got [0.5]"),
+        (lambda: artderiv.leaky_relu(x, 10**400), "artderiv.leaky_relu: argument 'negative_slope' must be a number"),
+        (lambda: artderiv.relu(x, blend=[0.5]), "artderiv.relu: argument 'blend' must be a number, got [0.5]"),
+        (lambda: artderiv.relu(x, blend=0.5j), "artderiv.relu: argument 'blend' must be a number"),
+        (lambda: artderiv.activation(x, "leaky_relu", [torch.tensor([0.2, 0.3])]),
+         "artderiv.leaky_relu: argument 'activation_params' must be a number"),
+    ]
+    for call, message in cases:
+        with pytest.raises(TypeError) as info:
+            call()
+        assert message in str(info.value), (message, str(info.value))
+    # every digit where the short form would look valid
+    for blend in (1.0000001, torch.tensor(1.0000001, dtype=torch.float64)):
+        _raises_value_error(lambda: artderiv.relu(x, blend=blend), "argument 'blend' must be in [0, 1], got 1.0000001")
+
+
+def test_number_blend_is_checked_under_compile():
+    """A number blend outside [0, 1] is refused also when compiled without a
+    gradient (no backward, where the op reads a blend tensor)."""
+    fn = torch.compile(lambda t: artderiv.relu(t, blend=2.0), backend="eager", fullgraph=False)
+    with torch.no_grad():
+        _raises_value_error(lambda: fn(torch.randn(4)), "artderiv.relu: argument 'blend' must be in [0, 1], got 2")
 
 
 def test_table_limits_are_accepted():

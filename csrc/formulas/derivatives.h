@@ -6,6 +6,9 @@
 // library each shape comes from, so the numbers agree for the same parameters.
 #pragma once
 
+#include <cmath>
+#include <limits>
+
 #include "common.h"
 
 namespace artderiv {
@@ -206,6 +209,13 @@ struct Table : DerivativeBase {
     }
     for (int i = 0; i + 1 < n; ++i) {
       if (!(p[i] < p[i + 1])) return "knots must be strictly increasing";
+      // eval runs in float for float32, float16 and bfloat16 tensors: knots
+      // that round to one float would make a slope of inf, and inf * 0 = NaN.
+      const float width = static_cast<float>(p[i + 1]) - static_cast<float>(p[i]);
+      const float rise = static_cast<float>(p[n + i + 1]) - static_cast<float>(p[n + i]);
+      if (!(width > 0.0f) || !(std::fabs(rise / width) <= std::numeric_limits<float>::max())) {
+        return "knots must stay strictly increasing in float32, with slopes finite in float32";
+      }
     }
     return nullptr;
   }
