@@ -75,16 +75,16 @@ int main(int argc, char** argv) {
   line("forward sigmoid float32", fastest_ns([&] { forward_block<Sigmoid, float>(xf.data(), outf.data(), n, none_f); }, calls));
   line("forward sigmoid bfloat16", fastest_ns([&] { forward_half_block<Sigmoid, c10::BFloat16>(xb.data(), outb.data(), n, none_f); }, calls));
   line("backward atan float32", fastest_ns([&] {
-    backward_block<Atan, false, float>(gf.data(), xf.data(), nullptr, nullptr, outf.data(), n, atan_p, 0.f, 0.f);
+    backward_block<Atan, false, true, float>(gf.data(), xf.data(), nullptr, nullptr, outf.data(), n, atan_p, 0.f, 0.f);
   }, calls));
   line("backward atan bfloat16", fastest_ns([&] {
-    backward_half_block<Atan, false, c10::BFloat16>(gb.data(), xb.data(), nullptr, nullptr, outb.data(), n, atan_p, 0.f, 0.f);
+    backward_half_block<Atan, false, true, c10::BFloat16>(gb.data(), xb.data(), nullptr, nullptr, outb.data(), n, atan_p, 0.f, 0.f);
   }, calls));
   line("backward sigmoid float32", fastest_ns([&] {
-    backward_block<SigmoidRamp, false, float>(gf.data(), xf.data(), nullptr, nullptr, outf.data(), n, sigmoid_p, 0.f, 0.f);
+    backward_block<SigmoidRamp, false, true, float>(gf.data(), xf.data(), nullptr, nullptr, outf.data(), n, sigmoid_p, 0.f, 0.f);
   }, calls));
   line("backward sigmoid bfloat16", fastest_ns([&] {
-    backward_half_block<SigmoidRamp, false, c10::BFloat16>(gb.data(), xb.data(), nullptr, nullptr, outb.data(), n, sigmoid_p, 0.f, 0.f);
+    backward_half_block<SigmoidRamp, false, true, c10::BFloat16>(gb.data(), xb.data(), nullptr, nullptr, outb.data(), n, sigmoid_p, 0.f, 0.f);
   }, calls));
   return 0;
 }

@@ -22,6 +22,7 @@ struct ActivationEntry {
   double (*center)(const Params<double>&);
   bool has_output_derivative;
   bool elementary_forward;
+  bool product_backward;
 };
 
 struct DerivativeEntry {
@@ -38,7 +39,7 @@ struct DerivativeEntry {
 
 #define ARTDERIV_ACT_ENTRY(id, S) \
   {S::name, Act::id, S::params, S::default_derivative, &S::check, &S::center, \
-   S::has_output_derivative, S::elementary_forward},
+   S::has_output_derivative, S::elementary_forward, S::product_backward},
 const ActivationEntry kActivations[] = {ARTDERIV_ACTIVATIONS(ARTDERIV_ACT_ENTRY)};
 #undef ARTDERIV_ACT_ENTRY
 
@@ -180,7 +181,7 @@ ActivationSpec resolve_activation(c10::string_view activation, c10::ArrayRef<dou
     if (activation == e.name) {
       const Params<double> p =
           resolve_params(e.name, "activation_params", e.name, e.params, false, e.check, params);
-      return {e.act, p, e.name, e.center(p), e.has_output_derivative, e.elementary_forward};
+      return {e.act, p, e.name, e.center(p), e.has_output_derivative, e.elementary_forward, e.product_backward};
     }
   }
   TORCH_CHECK_VALUE(false, "artderiv::activation: argument 'activation' is '", activation,

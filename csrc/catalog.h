@@ -22,6 +22,7 @@ struct ActivationSpec {
   double center;     // the surrogate shapes see x - center (step's threshold)
   bool has_output_derivative;  // f'(x) follows from y = f(x) (sigmoid, tanh, relu)
   bool elementary_forward;     // the forward is compares, selects and multiplies (relu, step)
+  bool product_backward;       // torch's backward is grad * f'(x), no select (sigmoid, elu, ...)
 };
 
 struct DerivativeSpec {
@@ -38,6 +39,14 @@ struct DerivativeSpec {
   // for like:<g> (a surrogate, centred like every shape), else 0 (f'(x) itself).
   double exact_of_center;
 };
+
+// grad * d without the gate (where d is 0, +0 for any grad): the unblended
+// "exact" derivative of an activation whose torch backward is a plain product,
+// so that an inf or NaN gradient gives NaN where f' saturates to 0, as in torch.
+// (like:<g> is a surrogate: gated, as the other shapes.)
+inline bool product_backward(const ActivationSpec& act, const DerivativeSpec& deriv) {
+  return deriv.deriv == Deriv::exact && !deriv.like && act.product_backward;
+}
 
 // What the forward keeps for the backward (the op's `save` argument):
 //   "input"  x, always possible;

@@ -119,6 +119,33 @@ def test_exact_matches_torch_native_on_device(device, dtype, act):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("act", sorted(NATIVE))
+def test_exact_passes_nonfinite_gradients_as_torch(device, dtype, act):
+    """derivative="exact" treats an inf or NaN gradient as torch's own backward
+    does where f' is 0: a plain product (sigmoid, tanh, elu, silu, ...) gives
+    NaN there, a select (relu, hardtanh, hardsigmoid, sign) gives 0, and a
+    gradient of -1 gives -0.0 where torch's does. (Not at hardswish's x = -1.5,
+    the one point where torch multiplies by an f' of 0 inside a selected region.)"""
+    inf = float("inf")
+    x = torch.tensor([-1e4, -200.0, -4.0, 0.5, 4.0, 200.0, 1e4, inf, -inf], dtype=dtype)
+    for value in (float("nan"), inf, -1.0):
+        g = torch.full_like(x, value)
+        xr = x.clone().requires_grad_()
+        (expected,) = torch.autograd.grad(NATIVE[act](xr), xr, g)
+        # save="auto", as the Python API: f' from the rounded output where torch reads it (tanh, sigmoid)
+        _, got = run(x.to(device), act, "exact", [], grad=g.to(device), save="auto")
+        got = got.cpu()
+        assert torch.equal(got.isnan(), expected.isnan()), (value, got, expected)
+        if act == "hardsigmoid" and dtype == torch.float64:  # torch's float32 1/6 (see above)
+            torch.testing.assert_close(got, expected, rtol=1e-7, atol=0, equal_nan=True)
+        else:
+            assert_close(got, expected, dtype)
+        zeros = (got == 0) & (expected == 0)
+        assert torch.equal(got[zeros].signbit(), expected[zeros].signbit()), (value, got, expected)
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("layout", ["transposed", "sliced", "channels_last", "expanded_grad", "offset"])
 def test_device_layouts(device, layout):
     base = sample((4, 6, 10, 12), device=device)

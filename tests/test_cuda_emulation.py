@@ -103,6 +103,26 @@ def test_emulated_cuda_blend_edge_cases(emu, dtype):
         assert_close(g, g_cpu, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_emulated_cuda_gates_as_the_cpu(emu, dtype):
+    """Where the factor is 0, an inf, NaN or negative gradient gives what the CPU
+    kernels give: +0 through the gate (relu; any surrogate), or the plain product
+    (NaN, -0.0) for the exact derivative of sigmoid, tanh, elu."""
+    inf = float("inf")
+    x = torch.tensor([-1e4, -200.0, -4.0, 0.5, 4.0, 200.0, 1e4, inf, -inf] * 4, dtype=dtype)
+    for value in (float("nan"), inf, -1.0):
+        grad = torch.full_like(x, value)
+        for act, deriv in (("sigmoid", "exact"), ("tanh", "exact"), ("elu", "exact"), ("relu", "exact"),
+                           ("sigmoid", "rectangle")):
+            for save, saved in (("input", x), ("output", OPS.activation_forward(x, act, []))):
+                if save == "output" and (deriv != "exact" or act == "elu"):  # elu has no f' from y
+                    continue
+                g, g_cpu = backward_both(emu, grad, saved, act, deriv, [], save=save)
+                assert torch.equal(g.isnan(), g_cpu.isnan()), (act, deriv, save, value, g, g_cpu)
+                assert torch.equal(g.nan_to_num().signbit(), g_cpu.nan_to_num().signbit()), (act, deriv, save, value)
+                assert_close(g, g_cpu, dtype)
+
+
 def launch_geometry(emu, dtype, sms):
     """(elements per vector, elements per block, the most blocks a launch uses:
     beyond that the grid-stride loop repeats)."""

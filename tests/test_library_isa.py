@@ -227,7 +227,7 @@ def test_backward_gate_is_a_compare_and_an_and(disassembly):
     # vpcmpeqd) and an and-not or masked move. Atan and fast_sigmoid have no
     # select of their own, so every mask operation in their loops is the gate's.
     loops = loop_instructions(disassembly, re.compile(
-        r"artderiv::cpu::(AVX2|AVX512|AVX512BF16)::backward_(half_)?block<artderiv::(Atan|FastSigmoid), false, "
+        r"artderiv::cpu::(AVX2|AVX512|AVX512BF16)::backward_(half_)?block<artderiv::(Atan|FastSigmoid), false, true, "
         r"(float|double|c10::Half|c10::BFloat16)>\("))
     assert len(loops) == 24, sorted(loops)  # {AVX2, AVX512, AVX512BF16} x {atan, fast_sigmoid} x 4 dtypes
     for function, mnemonics in loops.items():

@@ -147,10 +147,21 @@ void exact_block(const T* x, T* exact, int64_t n, const VecParams<T>& p, T cente
   });
 }
 
+// grad * d, gated (where d is 0, +0 for any grad) unless kGate is false
+// (product_backward in catalog.h: the exact derivative of sigmoid, tanh, ...).
+template <bool kGate, class V>
+C10_ALWAYS_INLINE V apply_factor(const V& grad, const V& d) {
+  if constexpr (kGate) {
+    return math::gate(grad, d);
+  } else {
+    return grad * d;
+  }
+}
+
 // grad_x = grad * d, d = shape(x - center, f'(x)), or when blending
 // (1 - blend) * shape + blend * f'(x). shape_exact and blend_exact are the
 // same buffer unless the shape reads another activation's f' (like:<g>).
-template <class D, bool kBlend, class T>
+template <class D, bool kBlend, bool kGate, class T>
 void backward_block(const T* grad, const T* x, const T* shape_exact, const T* blend_exact,
                     T* grad_x, int64_t n, const VecParams<T>& p, T blend, T center) {
   using V = Pack<T>;
@@ -159,7 +170,7 @@ void backward_block(const T* grad, const T* x, const T* shape_exact, const T* bl
     const V e = D::uses_exact ? V::loadu(shape_exact + i, len) : V(T(0));
     V d = D::eval(V::loadu(x + i, len) - c, e, p);
     if constexpr (kBlend) d = keep * d + b * V::loadu(blend_exact + i, len);
-    math::gate(V::loadu(grad + i, len), d).store(grad_x + i, len);
+    apply_factor<kGate>(V::loadu(grad + i, len), d).store(grad_x + i, len);
   });
 }
 
@@ -182,10 +193,16 @@ ExactBlockFn<T> exact_block_for(Act act, bool from_output) {
   });
 }
 
+// Ungated only for the unblended exact derivative (`product`: product_backward
+// in catalog.h), the one instantiation of kGate = false.
 template <class T>
-BackwardBlockFn<T> backward_block_for(Deriv deriv, bool blend) {
-  return visit_derivative(deriv, [blend](auto d) -> BackwardBlockFn<T> {
-    return blend ? &backward_block<decltype(d), true, T> : &backward_block<decltype(d), false, T>;
+BackwardBlockFn<T> backward_block_for(Deriv deriv, bool blend, bool product) {
+  return visit_derivative(deriv, [blend, product](auto d) -> BackwardBlockFn<T> {
+    using D = decltype(d);
+    if constexpr (std::is_same_v<D, Exact>) {
+      if (product && !blend) return &backward_block<D, false, false, T>;
+    }
+    return blend ? &backward_block<D, true, true, T> : &backward_block<D, false, true, T>;
   });
 }
 
@@ -213,6 +230,11 @@ template <class T>
 using OutputBackwardBlockFn = void (*)(const T* grad, const T* y, T* grad_x, int64_t n,
                                        const VecParams<T>& act_p, const VecParams<T>& p);
 
+// Gated unless D is the exact derivative of a product_backward activation
+// (never blended here).
+template <class A, class D>
+constexpr bool kOutputGate = !(std::is_same_v<D, Exact> && A::product_backward);
+
 template <class A, class D, class T>
 void output_backward_block(const T* grad, const T* y, T* grad_x, int64_t n,
                            const VecParams<T>& act_p, const VecParams<T>& p) {
@@ -220,7 +242,7 @@ void output_backward_block(const T* grad, const T* y, T* grad_x, int64_t n,
   const V unused_x(T(0));
   for_each_pack<V::size()>(n, [&](int64_t i, int64_t len) ARTDERIV_INLINE_BODY {
     const V d = D::eval(unused_x, A::derivative_from_output(V::loadu(y + i, len), act_p), p);
-    math::gate(V::loadu(grad + i, len), d).store(grad_x + i, len);
+    apply_factor<kOutputGate<A, D>>(V::loadu(grad + i, len), d).store(grad_x + i, len);
   });
 }
 
@@ -293,7 +315,7 @@ void exact_half_block(const S* x, float* exact, int64_t n, const VecParams<float
   });
 }
 
-template <class D, bool kBlend, class S>
+template <class D, bool kBlend, bool kGate, class S>
 void backward_half_block(const S* grad, const S* x, const float* shape_exact,
                          const float* blend_exact, S* grad_x, int64_t n,
                          const VecParams<float>& p, float blend, float center) {
@@ -303,7 +325,7 @@ void backward_half_block(const S* grad, const S* x, const float* shape_exact,
     const V e = D::uses_exact ? V::loadu(shape_exact + i) : V(0.f);
     V d = D::eval(HalfPackIO<S>::load(x + i, len) - c, e, p);
     if constexpr (kBlend) d = keep * d + b * V::loadu(blend_exact + i);
-    HalfPackIO<S>::store(grad_x + i, math::gate(HalfPackIO<S>::load(grad + i, len), d), len);
+    HalfPackIO<S>::store(grad_x + i, apply_factor<kGate>(HalfPackIO<S>::load(grad + i, len), d), len);
   });
 }
 
@@ -319,7 +341,8 @@ void output_backward_half_block(const S* grad, const S* y, S* grad_x, int64_t n,
   const V unused_x(0.f);
   for_each_pack<HalfPackIO<S>::kWidth>(n, [&](int64_t i, int64_t len) ARTDERIV_INLINE_BODY {
     const V d = D::eval(unused_x, A::derivative_from_output(HalfPackIO<S>::load(y + i, len), act_p), p);
-    HalfPackIO<S>::store(grad_x + i, math::gate(HalfPackIO<S>::load(grad + i, len), d), len);
+    HalfPackIO<S>::store(grad_x + i, apply_factor<kOutputGate<A, D>>(HalfPackIO<S>::load(grad + i, len), d),
+                         len);
   });
 }
 
@@ -342,10 +365,13 @@ HalfExactBlockFn<S> exact_half_block_for(Act act, bool from_output) {
 }
 
 template <class S>
-HalfBackwardBlockFn<S> backward_half_block_for(Deriv deriv, bool blend) {
-  return visit_derivative(deriv, [blend](auto d) -> HalfBackwardBlockFn<S> {
-    return blend ? &backward_half_block<decltype(d), true, S>
-                 : &backward_half_block<decltype(d), false, S>;
+HalfBackwardBlockFn<S> backward_half_block_for(Deriv deriv, bool blend, bool product) {
+  return visit_derivative(deriv, [blend, product](auto d) -> HalfBackwardBlockFn<S> {
+    using D = decltype(d);
+    if constexpr (std::is_same_v<D, Exact>) {
+      if (product && !blend) return &backward_half_block<D, false, false, S>;
+    }
+    return blend ? &backward_half_block<D, true, true, S> : &backward_half_block<D, false, true, S>;
   });
 }
 
@@ -518,7 +544,8 @@ void backward_typed(const Operands& ops, SaveMode save, const ActivationSpec& ac
   // for contiguous float/double).
   const ExactBlockFn<opmath_t> shape_exact = exact_block_for<opmath_t>(deriv.exact_of, from_output);
   const ExactBlockFn<opmath_t> own_exact = exact_block_for<opmath_t>(act.act, from_output);
-  const BackwardBlockFn<opmath_t> block = backward_block_for<opmath_t>(deriv.deriv, blending);
+  const bool product = product_backward(act, deriv);
+  const BackwardBlockFn<opmath_t> block = backward_block_for<opmath_t>(deriv.deriv, blending, product);
   // save="output" without a blend: one pass, f'(y) in registers.
   OutputBackwardBlockFn<opmath_t> output_block = nullptr;
   if constexpr (kOnePassOutput) {
@@ -545,7 +572,7 @@ void backward_typed(const Operands& ops, SaveMode save, const ActivationSpec& ac
     const HalfExactBlockFn<scalar_t> half_own_exact =
         exact_half_block_for<scalar_t>(act.act, from_output);
     const HalfBackwardBlockFn<scalar_t> half_block =
-        backward_half_block_for<scalar_t>(deriv.deriv, blending);
+        backward_half_block_for<scalar_t>(deriv.deriv, blending, product);
     HalfOutputBackwardBlockFn<scalar_t> half_output_block = nullptr;
     if constexpr (kOnePassOutput) {
       if (output_block != nullptr) {

@@ -62,6 +62,7 @@ struct BackwardArgs {
                                     // even where g is the layer's activation
   Params<opmath_t> deriv_params;
   bool blending;
+  bool product;                     // unblended, grad * d without the gate (product_backward)
   bool from_output;                 // x is the saved output y: f' from derivative_from_output
   opmath_t center;                  // the shape sees x - center
   const opmath_t* blend_ptr;        // device blend (in opmath_t), or nullptr
@@ -137,13 +138,15 @@ struct BackwardOp {
             : ExactSource::of_input(a.exact_of, x - a.exact_of_center, &a.exact_of_params);
     opmath_t d = D::eval(x - a.center, shape_exact, a.deriv_params);
     // A blend of 0 is no blend, as on the CPU: f' may be NaN where d is not.
-    if (kMayBlend && a.blending && blend != opmath_t(0)) {
+    const bool blended = kMayBlend && a.blending && blend != opmath_t(0);
+    if (blended) {
       const opmath_t own_exact = (D::uses_exact && !a.like) ? shape_exact
                                  : a.from_output ? ExactSource::of_output(a.act, x, &a.act_params)
                                                  : ExactSource::of_input(a.act, x, &a.act_params);
       d = (opmath_t(1) - blend) * d + blend * own_exact;
     }
-    return static_cast<scalar_t>(math::gate(static_cast<opmath_t>(grad), d));
+    const opmath_t g = static_cast<opmath_t>(grad);
+    return static_cast<scalar_t>(a.product && !blended ? g * d : math::gate(g, d));
   }
 };
 
@@ -323,6 +326,7 @@ void activation_backward(at::Tensor& grad_x, const at::Tensor& grad_any, const a
     args.like = deriv.like;
     args.deriv_params = cast_params<opmath_t>(deriv.params);
     args.blending = blending;
+    args.product = product_backward(act, deriv);
     args.from_output = save == SaveMode::Output;
     args.center = static_cast<opmath_t>(act.center);
     args.blend_ptr = device_blend ? blend_device.const_data_ptr<opmath_t>() : nullptr;

@@ -58,6 +58,7 @@ struct Relu6 : ActivationBase {
 
 struct LeakyRelu : ActivationBase {
   static constexpr const char* name = "leaky_relu";
+  static constexpr bool product_backward = true;
   static constexpr bool elementary_forward = true;
   static constexpr const char* default_derivative = "sigmoid";
   static constexpr std::array<ParamSpec, 1> params{{{"negative_slope", 0.01, Constraint::Finite}}};
@@ -73,6 +74,7 @@ struct LeakyRelu : ActivationBase {
 
 struct Elu : ActivationBase {
   static constexpr const char* name = "elu";
+  static constexpr bool product_backward = true;
   static constexpr const char* default_derivative = "exact";
   static constexpr std::array<ParamSpec, 1> params{{{"alpha", 1.0, Constraint::Finite}}};
   template <class T>
@@ -88,6 +90,7 @@ struct Elu : ActivationBase {
 
 struct Selu : ActivationBase {
   static constexpr const char* name = "selu";
+  static constexpr bool product_backward = true;
   static constexpr const char* default_derivative = "exact";
   static constexpr std::array<ParamSpec, 0> params{};
   static constexpr double kAlpha = 1.6732632423543772848170429916717;
@@ -104,6 +107,7 @@ struct Selu : ActivationBase {
 
 struct Celu : ActivationBase {
   static constexpr const char* name = "celu";
+  static constexpr bool product_backward = true;
   static constexpr const char* default_derivative = "exact";
   static constexpr std::array<ParamSpec, 1> params{{{"alpha", 1.0, Constraint::NonZero}}};
   template <class T>
@@ -118,6 +122,7 @@ struct Celu : ActivationBase {
 
 struct Softplus : ActivationBase {
   static constexpr const char* name = "softplus";
+  static constexpr bool product_backward = true;
   static constexpr const char* default_derivative = "exact";
   static constexpr std::array<ParamSpec, 2> params{
       {{"beta", 1.0, Constraint::Positive}, {"threshold", 20.0, Constraint::Finite}}};
@@ -137,6 +142,7 @@ struct Softplus : ActivationBase {
 
 struct Sigmoid : ActivationBase {
   static constexpr const char* name = "sigmoid";
+  static constexpr bool product_backward = true;
   static constexpr const char* default_derivative = "exact_plus";
   static constexpr std::array<ParamSpec, 0> params{};
   template <class T>
@@ -171,6 +177,7 @@ struct Hardsigmoid : ActivationBase {
 
 struct Tanh : ActivationBase {
   static constexpr const char* name = "tanh";
+  static constexpr bool product_backward = true;
   static constexpr const char* default_derivative = "exact_plus";
   static constexpr std::array<ParamSpec, 0> params{};
   template <class T>
@@ -210,6 +217,7 @@ struct Hardtanh : ActivationBase {
 
 struct Silu : ActivationBase {
   static constexpr const char* name = "silu";
+  static constexpr bool product_backward = true;
   static constexpr const char* default_derivative = "exact";
   static constexpr std::array<ParamSpec, 0> params{};
   template <class T>
@@ -240,6 +248,7 @@ struct Hardswish : ActivationBase {
 
 struct Gelu : ActivationBase {
   static constexpr const char* name = "gelu";
+  static constexpr bool product_backward = true;
   static constexpr const char* default_derivative = "exact";
   static constexpr std::array<ParamSpec, 0> params{};
   static constexpr double kSqrt1_2 = 0.70710678118654752440;
@@ -263,6 +272,7 @@ struct Gelu : ActivationBase {
 // 5.2e-6, by the last bit of tanh). The same NaN and infinity results.
 struct GeluTanh : ActivationBase {
   static constexpr const char* name = "gelu_tanh";
+  static constexpr bool product_backward = true;
   static constexpr const char* default_derivative = "exact";
   static constexpr std::array<ParamSpec, 0> params{};
   static constexpr double kBeta = 0.79788456080286535588;  // sqrt(2/pi)
@@ -294,6 +304,7 @@ struct GeluTanh : ActivationBase {
 
 struct Mish : ActivationBase {
   static constexpr const char* name = "mish";
+  static constexpr bool product_backward = true;
   static constexpr const char* default_derivative = "exact";
   static constexpr std::array<ParamSpec, 0> params{};
   template <class T>

@@ -46,6 +46,12 @@ struct ActivationBase {
   // derivative_from_output(y, p), and save="output" can keep y instead of x
   // (what torch does for sigmoid and tanh: no exp in the backward).
   static constexpr bool has_output_derivative = false;
+  // True when torch's own backward of this activation is grad * f'(x), no
+  // select (sigmoid, tanh, elu, ...): an inf or NaN gradient times a saturated
+  // f' = 0 is NaN there, and artderiv's "exact" derivative gives the same.
+  // False keeps the gate of every other backward: a factor of 0 gives +0 for
+  // any gradient, as torch's relu, hardtanh and hardsigmoid backwards select.
+  static constexpr bool product_backward = false;
   // True when the forward is only compares, selects and multiplies (relu,
   // step, ...): its float loop is bound by memory, not by the formula.
   static constexpr bool elementary_forward = false;

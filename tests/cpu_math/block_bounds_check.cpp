@@ -36,10 +36,12 @@ void float_blocks(int64_t n) {
   forward_block<Relu, T>(x.data(), y.data(), n, none);
   exact_block<Sigmoid, false, T>(x.data(), exact.data(), in_block, none, T(0));
   exact_block<Tanh, true, T>(x.data(), exact.data(), in_block, none, T(0));
-  backward_block<SigmoidRamp, true, T>(g.data(), x.data(), exact.data(), exact.data(), y.data(), in_block,
-                                       beta, T(0.3), T(0));
-  backward_block<ExactPlus, false, T>(g.data(), x.data(), exact.data(), exact.data(), y.data(), in_block, beta,
-                                      T(0), T(0));
+  backward_block<SigmoidRamp, true, true, T>(g.data(), x.data(), exact.data(), exact.data(), y.data(), in_block,
+                                             beta, T(0.3), T(0));
+  backward_block<ExactPlus, false, true, T>(g.data(), x.data(), exact.data(), exact.data(), y.data(), in_block,
+                                            beta, T(0), T(0));
+  backward_block<Exact, false, false, T>(g.data(), x.data(), exact.data(), exact.data(), y.data(), in_block, none,
+                                         T(0), T(0));
   output_backward_block<Sigmoid, Exact, T>(g.data(), x.data(), y.data(), n, none, none);
 }
 
@@ -58,10 +60,12 @@ void half_blocks(int64_t n) {
   forward_half_block<Relu, S>(x.data(), y.data(), n, none);
   exact_half_block<Sigmoid, false, S>(x.data(), exact.data(), in_block, none, 0.f);
   exact_half_block<Tanh, true, S>(x.data(), exact.data(), in_block, none, 0.f);
-  backward_half_block<SigmoidRamp, true, S>(g.data(), x.data(), exact.data(), exact.data(), y.data(), in_block,
-                                            beta, 0.3f, 0.f);
-  backward_half_block<ExactPlus, false, S>(g.data(), x.data(), exact.data(), exact.data(), y.data(), in_block,
-                                           beta, 0.f, 0.f);
+  backward_half_block<SigmoidRamp, true, true, S>(g.data(), x.data(), exact.data(), exact.data(), y.data(),
+                                                  in_block, beta, 0.3f, 0.f);
+  backward_half_block<ExactPlus, false, true, S>(g.data(), x.data(), exact.data(), exact.data(), y.data(),
+                                                 in_block, beta, 0.f, 0.f);
+  backward_half_block<Exact, false, false, S>(g.data(), x.data(), exact.data(), exact.data(), y.data(), in_block,
+                                              none, 0.f, 0.f);
   output_backward_half_block<Sigmoid, Exact, S>(g.data(), x.data(), y.data(), n, none, none);
 }
 
