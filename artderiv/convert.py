@@ -1,6 +1,7 @@
 """Swap torch.nn activations for artderiv modules in an existing model, and back."""
 
 import math
+import operator
 from typing import Iterable, List, Optional, Union
 
 import torch
@@ -202,6 +203,20 @@ def _write_blend(m: nn.Module, value: float) -> None:
             m.blend.fill_(value)
 
 
+def _whole_number(name: str, value, least: int) -> int:
+    """An int (or a float with no fraction, as 1e4) of at least `least`: 1.9
+    steps or inf would otherwise be cut silently, or fail deep inside int()."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(f"artderiv.BlendSchedule: {name} must be a whole number, got {value!r}") from None
+    if number < least:
+        raise ValueError(f"artderiv.BlendSchedule: {name} must be >= {least}, got {number}")
+    return number
+
+
 class BlendSchedule:
     """Anneals ``blend`` on every artderiv module of a model, from the
     artificial derivative (``start=0``) to the exact one (``end=1``), over
@@ -229,13 +244,10 @@ class BlendSchedule:
         for name, v in (("start", start), ("end", end)):
             if not 0.0 <= float(v) <= 1.0:
                 raise ValueError(f"artderiv.BlendSchedule: {name} must be in [0, 1], got {v}")
-        if int(steps) < 1:
-            raise ValueError(f"artderiv.BlendSchedule: steps must be >= 1, got {steps}")
+        steps, t = _whole_number("steps", steps, 1), _whole_number("t", t, 0)
         if shape not in ("linear", "cosine"):
             raise ValueError(f"artderiv.BlendSchedule: shape is {shape!r}; allowed: 'linear', 'cosine'")
-        if int(t) < 0:
-            raise ValueError(f"artderiv.BlendSchedule: t must be >= 0, got {t}")
-        self.start, self.end, self.steps, self.shape, self.t = float(start), float(end), int(steps), shape, int(t)
+        self.start, self.end, self.steps, self.shape, self.t = float(start), float(end), steps, shape, t
 
     @property
     def buffers(self) -> List[torch.Tensor]:

@@ -1471,6 +1471,14 @@ def test_blend_schedule_bad_arguments(kwargs):
         artderiv.BlendSchedule(_two_module_model(), **kwargs)
 
 
+def test_blend_schedule_steps_are_whole_numbers():
+    model = _two_module_model()
+    assert artderiv.BlendSchedule(model, steps=1e4).steps == 10000  # a float with no fraction is fine
+    for steps in (1.9, float("inf"), float("nan"), "10", None):
+        with pytest.raises(TypeError, match="artderiv.BlendSchedule: steps must be a whole number"):
+            artderiv.BlendSchedule(model, steps=steps)
+
+
 def test_blend_schedule_needs_artderiv_modules():
     with pytest.raises(ValueError, match="no artderiv modules"):
         artderiv.BlendSchedule(nn.Sequential(nn.Linear(2, 2), nn.ReLU()))
