@@ -253,6 +253,12 @@ bool is_kernel_dtype(at::ScalarType t) {
 
 void check_input(const ActivationSpec& act, const at::Tensor& x, const char* arg) {
   TORCH_CHECK(x.defined(), "artderiv.", act.name, ": argument '", arg, "' is an undefined tensor");
+  // (Without this, the dispatcher's error for a sparse input names the helper op.)
+  if (C10_UNLIKELY(x.layout() != at::kStrided || x.is_nested())) {
+    TORCH_CHECK_TYPE(false, "artderiv.", act.name, ": argument '", arg, "' is a ",
+                     x.is_nested() ? std::string("nested") : c10::str(x.layout()),
+                     " tensor; allowed: dense (torch.strided) tensors");
+  }
   const auto t = x.scalar_type();
   TORCH_CHECK_TYPE(is_kernel_dtype(t), "artderiv.", act.name, ": argument '", arg, "' has dtype ", t,
                    "; allowed: ", kKernelDtypeNames);

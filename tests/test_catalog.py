@@ -1133,6 +1133,16 @@ def test_bad_python_arguments_name_the_function_and_argument():
         _raises_value_error(lambda: artderiv.relu(x, blend=blend), "argument 'blend' must be in [0, 1], got 1.0000001")
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # torch's beta/prototype notes on sparse CSR and nested
+def test_non_dense_inputs_are_refused_by_name():
+    x = torch.randn(4, 4)
+    nested = torch.nested.nested_tensor([torch.randn(3), torch.randn(2)])
+    for t, kind in ((x.to_sparse(), "Sparse"), (x.to_sparse_csr(), "SparseCsr"), (nested, "nested")):
+        for requires_grad in (False, True):
+            with pytest.raises(TypeError, match=f"artderiv.relu: argument 'x' is a {kind} tensor; allowed: dense"):
+                artderiv.relu(t.clone().requires_grad_(requires_grad))
+
+
 def test_number_blend_is_checked_under_compile():
     """A number blend outside [0, 1] is refused also when compiled without a
     gradient (no backward, where the op reads a blend tensor)."""
