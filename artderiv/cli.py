@@ -22,19 +22,28 @@ def parse_derivative(text: str) -> D.Derivative:
     """'sigmoid', 'sigmoid:beta=4', 'like:elu:alpha=0.5', 'table:knots=-1/0/1,values=0/1/0'."""
     if text.startswith("like:"):
         _, other, *rest = text.split(":")
+        if len(rest) > 1:
+            raise ValueError(f"--derivative {text!r}: like:<activation> takes its parameters after one more ':', "
+                             "e.g. like:elu:alpha=0.5")
         name = f"like:{other}"
         text_params = rest[0] if rest else ""
     else:
         name, _, text_params = text.partition(":")
     params = {}
     for item in filter(None, text_params.split(",")):
-        key, _, value = item.partition("=")
+        key, equals, value = item.partition("=")
+        if not equals:
+            raise ValueError(f"--derivative {text!r}: {item!r} is not name=value")
         try:
             params[key] = [float(v) for v in value.split("/")] if "/" in value else float(value)
         except ValueError:
             raise ValueError(f"--derivative {text!r}: {key!r} must be a number (or numbers a/b/c), got {value!r}") from None
     if name == "table":
-        return D.table(params.get("knots", []), params.get("values", []))
+        unknown = sorted(set(params) - {"knots", "values"})
+        if unknown:
+            raise ValueError(f"--derivative {text!r}: table takes knots=a/b/... and values=a/b/...; got {unknown}")
+        as_list = lambda v: v if isinstance(v, list) else [v]  # noqa: E731 (one number: a list of one)
+        return D.table(as_list(params.get("knots", [])), as_list(params.get("values", [])))
     return D.Derivative(name, **params)
 
 
@@ -116,6 +125,8 @@ def cmd_plot(args) -> int:
         path = plot(args.activation, params, derivative, out)
     except ValueError as e:  # the op's argument checks, e.g. too many parameters
         raise UsageError(e) from None
+    except OSError as e:  # -o into a folder that is not there, or not writable
+        raise UsageError(f"cannot write {out!r}: {e.strerror}") from None
     print(path)
     return 0
 

@@ -1392,12 +1392,24 @@ def test_cli_plot(tmp_path):
     (["leaky_relu", "x"], "activation parameters must be numbers"),
     (["relu", "-d", "nope"], "'nope'"),
     (["relu", "-d", "sigmoid:gamma=1"], "unknown parameter"),
+    (["relu", "-d", "sigmoid:beta"], "'beta' is not name=value"),
+    (["relu", "-d", "table:knots=0,values=1"], "knots and values must have the same length, 2 to"),
+    (["relu", "-d", "table:knots=0/1,values=1/0,foo=2"], "table takes knots=a/b/... and values=a/b/...; got ['foo']"),
+    (["relu", "-d", "like:elu:alpha=0.5:junk"], "like:<activation> takes its parameters after one more ':'"),
 ])
 def test_cli_plot_bad_arguments_give_a_message(args, text, tmp_path):
     out = _cli("plot", *args, "-o", str(tmp_path / "p.png"))
     assert out.returncode == 2
     assert out.stderr.startswith("artderiv plot: error:") and text in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_cli_plot_unwritable_output_gives_a_message(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "missing" / "p.png"
+    out = _cli("plot", "relu", "-o", str(path))
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.startswith(f"artderiv plot: error: cannot write {str(path)!r}"), out.stderr
 
 
 def test_cli_curves_are_the_chosen_derivative():
