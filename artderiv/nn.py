@@ -210,6 +210,17 @@ def _argument_error(owner: str, arg: str, value, expected: str) -> TypeError:
     return TypeError(f"artderiv.nn.{owner}: argument {arg!r} must be {expected}, got {value!r}{hint}")
 
 
+def _number_argument(owner: str, arg: str, value, in_call: bool = True) -> float:
+    """float(value), or a TypeError naming the module and the argument (in a
+    constructor call, with a hint for a derivative passed positionally)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        if in_call:
+            raise _argument_error(owner, arg, value, "a number") from None
+        raise TypeError(f"artderiv.nn.{owner}: {arg!r} must be a number, got {value!r}") from None
+
+
 def _derivative_from_args(name: str, values: List[float]) -> Derivative:
     if name == "table":
         n = len(values) // 2
@@ -243,10 +254,7 @@ def _make_module(spec: dict) -> Type[Activation]:
                 raise TypeError(f"artderiv.nn.{class_name}: unexpected argument {key!r}; allowed: {names}")
             values[key] = value
         for p in param_names:
-            try:
-                float(values[p])
-            except (TypeError, ValueError):
-                raise _argument_error(class_name, p, values[p], "a number") from None
+            _number_argument(class_name, p, values[p])
         Activation.__init__(self, name, [values[p] for p in param_names], derivative, values["inplace"])
 
     # What help() and IDEs show: torch.nn's arguments, then `derivative`.
@@ -272,7 +280,8 @@ def _make_module(spec: dict) -> Type[Activation]:
     for i, pname in enumerate(param_names):
         attrs[pname] = property(
             lambda self, i=i: self.activation_params[i],
-            lambda self, value, i=i: self.activation_params.__setitem__(i, float(value)),
+            lambda self, value, i=i, pname=pname: self.activation_params.__setitem__(
+                i, _number_argument(class_name, pname, value, in_call=False)),
         )
     attrs["__jit_unused_properties__"] = ["derivative"] + param_names
     return type(class_name, (Activation,), attrs)

@@ -946,6 +946,15 @@ def test_positional_derivative_is_a_type_error(make, arg):
         make()
 
 
+def test_parameter_attribute_takes_numbers_only():
+    m = ann.LeakyReLU()
+    m.negative_slope = 0.3
+    assert m.activation_params == [0.3]
+    with pytest.raises(TypeError, match="artderiv.nn.LeakyReLU: 'negative_slope' must be a number, got 'abc'"):
+        m.negative_slope = "abc"
+    assert m.activation_params == [0.3]
+
+
 def test_inplace_takes_what_torch_nn_takes(no_inplace_warning):
     """Any value torch.nn's inplace takes (it is only truth-tested), so that
     convert() copies it over; only a str or a derivative object is an error."""
