@@ -193,16 +193,24 @@ ExactBlockFn<T> exact_block_for(Act act, bool from_output) {
   });
 }
 
-// Ungated only for the unblended exact derivative (`product`: product_backward
-// in catalog.h), the one instantiation of kGate = false.
+// pick(d, kBlend, kGate) (the flags as std::bool_constant) -> the block of
+// shape D with them. Ungated only for the unblended exact derivative
+// (`product`: product_backward in catalog.h), the one instantiation of
+// kGate = false.
+template <class Pick>
+auto backward_block_variant(Deriv deriv, bool blend, bool product, const Pick& pick) {
+  return visit_derivative(deriv, [&](auto d) {
+    if constexpr (std::is_same_v<decltype(d), Exact>) {
+      if (product && !blend) return pick(d, std::false_type{}, std::false_type{});
+    }
+    return blend ? pick(d, std::true_type{}, std::true_type{}) : pick(d, std::false_type{}, std::true_type{});
+  });
+}
+
 template <class T>
 BackwardBlockFn<T> backward_block_for(Deriv deriv, bool blend, bool product) {
-  return visit_derivative(deriv, [blend, product](auto d) -> BackwardBlockFn<T> {
-    using D = decltype(d);
-    if constexpr (std::is_same_v<D, Exact>) {
-      if (product && !blend) return &backward_block<D, false, false, T>;
-    }
-    return blend ? &backward_block<D, true, true, T> : &backward_block<D, false, true, T>;
+  return backward_block_variant(deriv, blend, product, [](auto d, auto b, auto g) -> BackwardBlockFn<T> {
+    return &backward_block<decltype(d), decltype(b)::value, decltype(g)::value, T>;
   });
 }
 
@@ -366,12 +374,8 @@ HalfExactBlockFn<S> exact_half_block_for(Act act, bool from_output) {
 
 template <class S>
 HalfBackwardBlockFn<S> backward_half_block_for(Deriv deriv, bool blend, bool product) {
-  return visit_derivative(deriv, [blend, product](auto d) -> HalfBackwardBlockFn<S> {
-    using D = decltype(d);
-    if constexpr (std::is_same_v<D, Exact>) {
-      if (product && !blend) return &backward_half_block<D, false, false, S>;
-    }
-    return blend ? &backward_half_block<D, true, true, S> : &backward_half_block<D, false, true, S>;
+  return backward_block_variant(deriv, blend, product, [](auto d, auto b, auto g) -> HalfBackwardBlockFn<S> {
+    return &backward_half_block<decltype(d), decltype(b)::value, decltype(g)::value, S>;
   });
 }
 
