@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ._library import boxed_ops, catalog
-from .derivatives import Derivative, DerivativeLike, _number_text
+from .derivatives import Derivative, DerivativeLike, _number_text, _param_specs
 
 __all__ = ["Activation", "GELU", "MODULE_FOR_TORCH", "module_class"]
 
@@ -180,7 +180,10 @@ class Activation(nn.Module):
         parts = self._activation_repr()
         if self.inplace:
             parts.append("inplace=True")
-        parts.append(f"derivative={self.derivative!r}")
+        try:
+            parts.append(f"derivative={self.derivative!r}")
+        except (ValueError, TypeError):  # derivative_name or _params assigned by hand: repr still works
+            parts.append(f"derivative_name={self.derivative_name!r}, derivative_params={self.derivative_params!r}")
         blend = self._blend if self.blend.is_meta else float(self.blend)  # a meta tensor has no value
         if blend != 0.0:
             parts.append(f"blend={blend:g}")  # a float32 buffer: 6 digits say enough
@@ -225,10 +228,7 @@ def _derivative_from_args(name: str, values: List[float]) -> Derivative:
     if name == "table":
         n = len(values) // 2
         return Derivative("table", knots=values[:n], values=values[n:])
-    if name.startswith("like:"):
-        specs = {a["name"]: a for a in catalog()["activations"]}[name[5:]]["params"]
-    else:
-        specs = {d["name"]: d for d in catalog()["derivatives"]}[name]["params"]
+    specs = _param_specs(name)  # a ValueError naming the allowed ones for an unknown name
     return Derivative(name, **{p["name"]: v for p, v in zip(specs, values)})
 
 

@@ -946,6 +946,14 @@ def test_positional_derivative_is_a_type_error(make, arg):
         make()
 
 
+def test_repr_survives_a_hand_assigned_derivative_name():
+    m = ann.ReLU()
+    m.derivative_name = "foo"  # bypassing set_derivative: the forward refuses it, repr still works
+    assert repr(m) == "ReLU(derivative_name='foo', derivative_params=[1.0])"
+    with pytest.raises(ValueError, match="unknown derivative 'foo'; allowed: exact"):
+        m.derivative
+
+
 def test_parameter_attribute_takes_numbers_only():
     m = ann.LeakyReLU()
     m.negative_slope = 0.3
