@@ -104,6 +104,10 @@ class Derivative:
             p["name"]: _check_number(name, p["name"], params.get(p["name"], p["default"]), p["constraint"])
             for p in specs
         }
+        if name.startswith("like:") and len(specs) > 1:
+            # Checks between parameters (hardtanh: min_val < max_val) are the
+            # activation's own: its op runs them on an empty tensor, message and all.
+            torch.ops.artderiv.activation_forward(torch.empty(0), name[5:], list(self.params.values()))
 
     def args(self) -> Tuple[str, List[float]]:
         """(name, parameter values in catalog order): the op's arguments."""

@@ -1097,6 +1097,13 @@ def test_parameters_must_keep_their_constraint_as_float32(case):
     OPS.activation(x, "relu", [], "sigmoid", [1.5e-45], None, "input")
 
 
+def test_like_objects_are_checked_when_made():
+    """Checks between an activation's parameters run when the like:<g> object is
+    made, as for the other derivative objects (not first at the call)."""
+    assert D.like("hardtanh", min_val=-2, max_val=1).params == {"min_val": -2.0, "max_val": 1.0}
+    _raises_value_error(lambda: D.like("hardtanh", min_val=2, max_val=1), "min_val must be less than max_val")
+
+
 def test_zero_parameters_are_values_not_defaults():
     """0 given as a tensor, an array or a list entry is the value 0, not "use the default"."""
     x = torch.tensor([-1.0, 2.0])
