@@ -204,14 +204,21 @@ def _write_blend(m: nn.Module, value: float) -> None:
 
 
 def _whole_number(name: str, value, least: int) -> int:
-    """An int (or a float with no fraction, as 1e4) of at least `least`: 1.9
-    steps or inf would otherwise be cut silently, or fail deep inside int()."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
+    """An integer, or a number with no fraction (1e4, numpy or tensor scalars, as
+    a checkpoint may hold them), of at least `least`: 1.9 steps or inf would
+    otherwise be cut silently, or fail deep inside int()."""
     try:
         number = operator.index(value)
     except TypeError:
-        raise TypeError(f"artderiv.BlendSchedule: {name} must be a whole number, got {value!r}") from None
+        if isinstance(value, (str, bytes)):
+            raise TypeError(f"artderiv.BlendSchedule: {name} must be a whole number, got {value!r}") from None
+        try:
+            as_float = float(value)
+        except (TypeError, ValueError):
+            raise TypeError(f"artderiv.BlendSchedule: {name} must be a whole number, got {value!r}") from None
+        if not as_float.is_integer():  # also inf and NaN
+            raise ValueError(f"artderiv.BlendSchedule: {name} must be a whole number, got {value!r}") from None
+        number = int(as_float)
     if number < least:
         raise ValueError(f"artderiv.BlendSchedule: {name} must be >= {least}, got {number}")
     return number

@@ -22,21 +22,29 @@ __all__ = ["Derivative", "resolve"]
 
 # As the op checks them (csrc/catalog.cpp): the kernels compute in float for
 # float32, float16 and bfloat16 tensors, so a value must keep its constraint as
-# a float32 too (1e39 would be inf there, 1e-300 zero).
-_CONSTRAINTS = {
-    "positive": (lambda v: v > 0, "positive and finite, also as a float32 (1.4e-45 to 3.4e38)"),
-    "nonnegative": (lambda v: v >= 0, "non-negative and finite, also as a float32 (at most 3.4e38)"),
-    "nonzero": (lambda v: v != 0, "non-zero and finite, also as a float32 (magnitude 1.4e-45 to 3.4e38)"),
-    "finite": (lambda v: True, "finite, also as a float32 (magnitude at most 3.4e38)"),
-}
+# a float32 too (1e39 would be inf there, 1e-300 zero), and a positive or
+# non-zero one must be a normal float32 (formulas divide by them).
 _FLOAT32_MAX = 3.4028234663852886e38
+_FLOAT32_MIN_NORMAL = 1.1754943508222875e-38
+_CONSTRAINTS = {
+    "positive": "positive and finite, also as a float32 (1.2e-38 to 3.4e38)",
+    "nonnegative": "non-negative and finite, also as a float32 (at most 3.4e38)",
+    "nonzero": "non-zero and finite, also as a float32 (magnitude 1.2e-38 to 3.4e38)",
+    "finite": "finite, also as a float32 (magnitude at most 3.4e38)",
+}
 
 
 def _satisfies(value: float, constraint: str) -> bool:
-    ok = _CONSTRAINTS[constraint][0]
     if not abs(value) <= _FLOAT32_MAX:  # also inf and NaN
         return False
-    return ok(value) and ok(struct.unpack("f", struct.pack("f", value))[0])
+    as_float32 = struct.unpack("f", struct.pack("f", value))[0]
+    if constraint == "positive":
+        return value > 0 and as_float32 >= _FLOAT32_MIN_NORMAL
+    if constraint == "nonnegative":
+        return value >= 0
+    if constraint == "nonzero":
+        return abs(as_float32) >= _FLOAT32_MIN_NORMAL
+    return True
 
 
 def _number_text(v: float) -> str:
@@ -73,7 +81,7 @@ def _check_number(owner: str, pname: str, value, constraint: str = "finite") -> 
     except (TypeError, ValueError, OverflowError):
         raise TypeError(f"artderiv.derivatives.{owner}: parameter {pname!r} must be a number, got {value!r}") from None
     if not _satisfies(value, constraint):
-        text = _CONSTRAINTS[constraint][1]
+        text = _CONSTRAINTS[constraint]
         raise ValueError(f"artderiv.derivatives.{owner}: parameter {pname!r} must be {text}, got {_number_text(value)}")
     return value
 
@@ -106,8 +114,12 @@ class Derivative:
         }
         if name.startswith("like:") and len(specs) > 1:
             # Checks between parameters (hardtanh: min_val < max_val) are the
-            # activation's own: its op runs them on an empty tensor, message and all.
-            torch.ops.artderiv.activation_forward(torch.empty(0), name[5:], list(self.params.values()))
+            # activation's own: its op runs them on an empty tensor.
+            try:
+                torch.ops.artderiv.activation_forward(torch.empty(0), name[5:], list(self.params.values()))
+            except ValueError as e:
+                problem = str(e).splitlines()[0].rsplit("': ", 1)[-1]
+                raise ValueError(f"artderiv.derivatives.like({name[5:]!r}): {problem}") from None
 
     def args(self) -> Tuple[str, List[float]]:
         """(name, parameter values in catalog order): the op's arguments."""
@@ -148,10 +160,10 @@ def _table_params(knots=None, values=None, **extra) -> dict:
     k32 = torch.tensor(knots, dtype=torch.float32)
     v32 = torch.tensor(values, dtype=torch.float32)
     width = k32[1:] - k32[:-1]
-    if not (width > 0).all() or not ((v32[1:] - v32[:-1]) / width).isfinite().all():
+    if not ((width > 0) & width.isfinite()).all() or not ((v32[1:] - v32[:-1]) / width).isfinite().all():
         raise ValueError(
-            "artderiv.derivatives.table: knots must stay strictly increasing in float32, with slopes "
-            f"finite in float32; got knots {knots}, values {values}"
+            "artderiv.derivatives.table: knots must stay strictly increasing in float32, at most 3.4e38 apart, "
+            f"with slopes finite in float32; got knots {knots}, values {values}"
         )
     return {"knots": knots, "values": values}
 

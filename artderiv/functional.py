@@ -61,6 +61,11 @@ def _number_list(op: str, arg: str, values) -> List[float]:
     """A sequence of numbers (None: empty) as floats; 0 is a value like any other."""
     if values is None:
         return []
+    if values.__class__ in (list, tuple):  # the usual case, without a call per value
+        try:
+            return [float(v) for v in values]
+        except (TypeError, ValueError, OverflowError, RuntimeError):
+            pass  # below, with the message
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__") or getattr(values, "ndim", 1) == 0:
         raise TypeError(f"artderiv.{op}: argument {arg!r} must be a list of numbers, got {values!r}")
     return [_number(op, arg, v) for v in values]
@@ -71,7 +76,8 @@ def _blend_value(op: str, blend) -> Tensor:
     with no gradient the op's own check (in its backward) would not run."""
     b = _number(op, "blend", blend)
     if not 0.0 <= b <= 1.0:
-        raise ValueError(f"artderiv.{op}: argument 'blend' must be in [0, 1], got {_number_text(b)}")
+        # from None: raised again by _explain_bad_arguments in the handlers, it shows once
+        raise ValueError(f"artderiv.{op}: argument 'blend' must be in [0, 1], got {_number_text(b)}") from None
     return torch.tensor(b, dtype=torch.float64)
 
 

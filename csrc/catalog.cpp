@@ -79,15 +79,17 @@ std::string param_names(c10::ArrayRef<ParamSpec> specs) {
 
 // The kernels compute in float for float32, float16 and bfloat16 tensors, so a
 // parameter must keep its constraint as a float: 1e39 would be inf there, and
-// 1e-300 zero (NaN results, silently).
+// 1e-300 zero (NaN results, silently). A positive or non-zero one must be a
+// normal float (at least 1.2e-38): formulas divide by them, and 1 / 1e-39 is
+// inf. (Values near the limits can still overflow inside a formula.)
 const char* constraint_text(Constraint c) {
   switch (c) {
     case Constraint::Positive:
-      return "positive and finite, also as a float32 (1.4e-45 to 3.4e38)";
+      return "positive and finite, also as a float32 (1.2e-38 to 3.4e38)";
     case Constraint::NonNegative:
       return "non-negative and finite, also as a float32 (at most 3.4e38)";
     case Constraint::NonZero:
-      return "non-zero and finite, also as a float32 (magnitude 1.4e-45 to 3.4e38)";
+      return "non-zero and finite, also as a float32 (magnitude 1.2e-38 to 3.4e38)";
     case Constraint::Finite:
       break;
   }
@@ -114,11 +116,11 @@ bool satisfies(double v, Constraint c) {
   const float f = static_cast<float>(v);
   switch (c) {
     case Constraint::Positive:
-      return v > 0 && f > 0;
+      return v > 0 && f >= std::numeric_limits<float>::min();
     case Constraint::NonNegative:
       return v >= 0;
     case Constraint::NonZero:
-      return v != 0 && f != 0;
+      return std::fabs(f) >= std::numeric_limits<float>::min();
     case Constraint::Finite:
       break;
   }

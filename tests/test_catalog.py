@@ -1055,6 +1055,7 @@ TABLE_BAD = [
     # distinct in float64, one float32 (the kernels' type for float32/float16/bfloat16): slope inf, inf * 0 = NaN
     ("knots equal in float32", [0.0, 1.0, 1.00000001], [0.0, 1.0, 0.0]),
     ("slope overflows float32", [0.0, 1e-30, 1.0], [0.0, 1e10, 0.0]),
+    ("width overflows float32", [-3e38, 3e38], [0.0, 1.0]),
 ]
 
 
@@ -1078,6 +1079,8 @@ FLOAT32_BAD = [
     ("sigmoid beta 1e300", "relu", [], "sigmoid", [1e300], "'beta' of 'sigmoid'"),
     ("atan alpha 1e39", "step", [], "atan", [1e39], "'alpha' of 'atan'"),
     ("gaussian sigma 1e-300", "step", [], "gaussian", [1e-300], "'sigma' of 'gaussian'"),
+    # subnormal in float32: 1 / sigma is inf there
+    ("gaussian sigma 1e-39", "step", [], "gaussian", [1e-39], "'sigma' of 'gaussian'"),
     ("celu alpha 1e-300", "celu", [1e-300], "exact", [], "'alpha' of 'celu'"),
     ("leaky_relu slope 1e300", "leaky_relu", [1e300], "exact", [], "'negative_slope' of 'leaky_relu'"),
     ("table value 1e39", "relu", [], "table", [0.0, 1.0, 0.0, 1e39], "value 3 must be finite, also as a float32"),
@@ -1094,14 +1097,15 @@ def test_parameters_must_keep_their_constraint_as_float32(case):
         _raises_value_error(lambda: getattr(D, deriv)(**{name: dparams[0]}), "float32")
     # the float32 limits themselves pass
     OPS.activation(x, "relu", [], "sigmoid", [3.4e38], None, "input")
-    OPS.activation(x, "relu", [], "sigmoid", [1.5e-45], None, "input")
+    OPS.activation(x, "relu", [], "sigmoid", [1.1754944e-38], None, "input")
 
 
 def test_like_objects_are_checked_when_made():
     """Checks between an activation's parameters run when the like:<g> object is
     made, as for the other derivative objects (not first at the call)."""
     assert D.like("hardtanh", min_val=-2, max_val=1).params == {"min_val": -2.0, "max_val": 1.0}
-    _raises_value_error(lambda: D.like("hardtanh", min_val=2, max_val=1), "min_val must be less than max_val")
+    _raises_value_error(lambda: D.like("hardtanh", min_val=2, max_val=1),
+                        "artderiv.derivatives.like('hardtanh'): min_val must be less than max_val")
 
 
 def test_zero_parameters_are_values_not_defaults():
@@ -1502,8 +1506,14 @@ def test_blend_schedule_bad_arguments(kwargs):
 
 def test_blend_schedule_steps_are_whole_numbers():
     model = _two_module_model()
-    assert artderiv.BlendSchedule(model, steps=1e4).steps == 10000  # a float with no fraction is fine
-    for steps in (1.9, float("inf"), float("nan"), "10", None):
+    np = pytest.importorskip("numpy")
+    # numbers with no fraction are fine, whatever their type (a checkpoint may hold tensors)
+    for steps in (10, 1e1, np.int64(10), np.float32(10), torch.tensor(10), torch.tensor(10.0)):
+        assert artderiv.BlendSchedule(model, steps=steps).steps == 10, steps
+    for steps in (1.9, float("inf"), float("nan"), torch.tensor(2.5)):
+        with pytest.raises(ValueError, match="artderiv.BlendSchedule: steps must be a whole number"):
+            artderiv.BlendSchedule(model, steps=steps)
+    for steps in ("10", None, [10]):
         with pytest.raises(TypeError, match="artderiv.BlendSchedule: steps must be a whole number"):
             artderiv.BlendSchedule(model, steps=steps)
 

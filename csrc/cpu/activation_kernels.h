@@ -516,7 +516,10 @@ template <class scalar_t>
 void backward_typed(const Operands& ops, SaveMode save, const ActivationSpec& act,
                     const DerivativeSpec& deriv, double blend) {
   using opmath_t = at::opmath_type<scalar_t>;
-  const bool blending = blend != 0.0;
+  // Blending where the blend is not 0 in the compute type (a float64 blend of
+  // 1e-50 is 0 in float), as the CUDA kernels decide on the value they read.
+  const opmath_t b = static_cast<opmath_t>(blend);
+  const bool blending = b != opmath_t(0);
   // f'(x) for the shape (the layer's activation, or another for like:<g>,
   // read at x - center), and the layer's own f'(x) for blending: one buffer
   // unless like:<g>. With save="output" the saved tensor is y and both come
@@ -526,7 +529,6 @@ void backward_typed(const Operands& ops, SaveMode save, const ActivationSpec& ac
   const VecParams<opmath_t> dp = broadcast<opmath_t>(deriv.params);
   const VecParams<opmath_t> shape_exact_p = broadcast<opmath_t>(deriv.exact_of_params);
   const VecParams<opmath_t> own_exact_p = broadcast<opmath_t>(act.params);
-  const opmath_t b = static_cast<opmath_t>(blend);
   const opmath_t center = static_cast<opmath_t>(act.center);
   const opmath_t exact_of_center = static_cast<opmath_t>(deriv.exact_of_center);
   // One block of at most kBlock values, from contiguous grad and x of any

@@ -213,8 +213,9 @@ struct Table : DerivativeBase {
       // that round to one float would make a slope of inf, and inf * 0 = NaN.
       const float width = static_cast<float>(p[i + 1]) - static_cast<float>(p[i]);
       const float rise = static_cast<float>(p[n + i + 1]) - static_cast<float>(p[n + i]);
-      if (!(width > 0.0f) || !(std::fabs(rise / width) <= std::numeric_limits<float>::max())) {
-        return "knots must stay strictly increasing in float32, with slopes finite in float32";
+      const float most = std::numeric_limits<float>::max();
+      if (!(width > 0.0f && width <= most) || !(std::fabs(rise / width) <= most)) {
+        return "knots must stay strictly increasing in float32, at most 3.4e38 apart, with slopes finite in float32";
       }
     }
     return nullptr;
