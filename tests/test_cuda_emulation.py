@@ -117,10 +117,15 @@ def test_emulated_cuda_gates_as_the_cpu(emu, dtype):
             for save, saved in (("input", x), ("output", OPS.activation_forward(x, act, []))):
                 if save == "output" and (deriv != "exact" or act == "elu"):  # elu has no f' from y
                     continue
-                g, g_cpu = backward_both(emu, grad, saved, act, deriv, [], save=save)
-                assert torch.equal(g.isnan(), g_cpu.isnan()), (act, deriv, save, value, g, g_cpu)
-                assert torch.equal(g.nan_to_num().signbit(), g_cpu.nan_to_num().signbit()), (act, deriv, save, value)
-                assert_close(g, g_cpu, dtype)
+                # a float64 blend that is 0 in the compute type is no blend on either
+                for blend in (None, torch.tensor(1e-50, dtype=torch.float64)):
+                    if blend is not None and dtype == torch.float64:
+                        continue
+                    g, g_cpu = backward_both(emu, grad, saved, act, deriv, [], blend, save=save)
+                    assert torch.equal(g.isnan(), g_cpu.isnan()), (act, deriv, save, value, blend, g, g_cpu)
+                    assert torch.equal(g.nan_to_num().signbit(), g_cpu.nan_to_num().signbit()), (act, deriv, save,
+                                                                                                  value, blend)
+                    assert_close(g, g_cpu, dtype)
 
 
 def launch_geometry(emu, dtype, sms):
