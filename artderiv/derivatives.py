@@ -75,6 +75,14 @@ def _param_specs(name: str) -> List[dict]:
     return specs[name]["params"]
 
 
+def _argument_type_error(owner: str, arg: str, value, expected: str) -> TypeError:
+    """The TypeError for a bad argument of `owner` ("artderiv.leaky_relu",
+    "artderiv.nn.LeakyReLU"), with a hint where a derivative went to a
+    positional parameter."""
+    hint = "; pass the derivative by keyword: derivative=..." if isinstance(value, (str, Derivative)) else ""
+    return TypeError(f"{owner}: argument {arg!r} must be {expected}, got {value!r}{hint}")
+
+
 def _check_number(owner: str, pname: str, value, constraint: str = "finite") -> float:
     try:
         value = float(value)

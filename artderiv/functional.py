@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from ._library import boxed_ops, catalog
-from .derivatives import Derivative, DerivativeLike, _number_text, resolve
+from .derivatives import DerivativeLike, _argument_type_error, _number_text, resolve
 
 __all__ = ["activation"]
 
@@ -53,8 +53,7 @@ def _number(op: str, arg: str, value) -> float:
     try:
         return float(value)
     except (TypeError, ValueError, OverflowError, RuntimeError):
-        hint = "; pass the derivative by keyword: derivative=..." if isinstance(value, (str, Derivative)) else ""
-        raise TypeError(f"artderiv.{op}: argument {arg!r} must be a number, got {value!r}{hint}") from None
+        raise _argument_type_error(f"artderiv.{op}", arg, value, "a number") from None
 
 
 def _number_list(op: str, arg: str, values) -> List[float]:

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ._library import boxed_ops, catalog
-from .derivatives import Derivative, DerivativeLike, _number_text, _param_specs
+from .derivatives import Derivative, DerivativeLike, _argument_type_error, _number_text, _param_specs
 
 __all__ = ["Activation", "GELU", "MODULE_FOR_TORCH", "module_class"]
 
@@ -209,8 +209,7 @@ class Activation(nn.Module):
 
 
 def _argument_error(owner: str, arg: str, value, expected: str) -> TypeError:
-    hint = "; pass the derivative by keyword: derivative=..." if isinstance(value, (str, Derivative)) else ""
-    return TypeError(f"artderiv.nn.{owner}: argument {arg!r} must be {expected}, got {value!r}{hint}")
+    return _argument_type_error(f"artderiv.nn.{owner}", arg, value, expected)
 
 
 def _number_argument(owner: str, arg: str, value, in_call: bool = True) -> float:
