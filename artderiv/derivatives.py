@@ -11,7 +11,6 @@ one place where shapes, parameters and defaults are defined::
 """
 
 import inspect
-import struct
 from typing import Dict, List, Tuple, Union
 
 import torch
@@ -19,32 +18,6 @@ import torch
 from ._library import catalog
 
 __all__ = ["Derivative", "resolve"]
-
-# As the op checks them (csrc/catalog.cpp): the kernels compute in float for
-# float32, float16 and bfloat16 tensors, so a value must keep its constraint as
-# a float32 too (1e39 would be inf there, 1e-300 zero), and a positive or
-# non-zero one must be a normal float32 (formulas divide by them).
-_FLOAT32_MAX = 3.4028234663852886e38
-_FLOAT32_MIN_NORMAL = 1.1754943508222875e-38
-_CONSTRAINTS = {
-    "positive": "positive and finite, also as a float32 (1.2e-38 to 3.4e38)",
-    "nonnegative": "non-negative and finite, also as a float32 (at most 3.4e38)",
-    "nonzero": "non-zero and finite, also as a float32 (magnitude 1.2e-38 to 3.4e38)",
-    "finite": "finite, also as a float32 (magnitude at most 3.4e38)",
-}
-
-
-def _satisfies(value: float, constraint: str) -> bool:
-    if not abs(value) <= _FLOAT32_MAX:  # also inf and NaN
-        return False
-    as_float32 = struct.unpack("f", struct.pack("f", value))[0]
-    if constraint == "positive":
-        return value > 0 and as_float32 >= _FLOAT32_MIN_NORMAL
-    if constraint == "nonnegative":
-        return value >= 0
-    if constraint == "nonzero":
-        return abs(as_float32) >= _FLOAT32_MIN_NORMAL
-    return True
 
 
 def _number_text(v: float) -> str:
@@ -83,15 +56,19 @@ def _argument_type_error(owner: str, arg: str, value, expected: str) -> TypeErro
     return TypeError(f"{owner}: argument {arg!r} must be {expected}, got {value!r}{hint}")
 
 
-def _check_number(owner: str, pname: str, value, constraint: str = "finite") -> float:
+def _as_number(owner: str, pname: str, value) -> float:
     try:
-        value = float(value)
+        return float(value)
     except (TypeError, ValueError, OverflowError):
         raise TypeError(f"artderiv.derivatives.{owner}: parameter {pname!r} must be a number, got {value!r}") from None
-    if not _satisfies(value, constraint):
-        text = _CONSTRAINTS[constraint]
-        raise ValueError(f"artderiv.derivatives.{owner}: parameter {pname!r} must be {text}, got {_number_text(value)}")
-    return value
+
+
+def _check_values(name: str, values: List[float]) -> None:
+    """The op's own checks of the values (csrc/catalog.cpp: constraints, also
+    as float32, and checks between values), so they raise when the object is
+    made. Under torch.compile the op runs them when it is traced."""
+    if not torch.compiler.is_compiling():
+        torch.ops.artderiv.check_derivative(name, values)
 
 
 class Derivative:
@@ -116,18 +93,8 @@ class Derivative:
                 f"allowed: {known or 'none'}"
             )
         self.name = name
-        self.params = {
-            p["name"]: _check_number(name, p["name"], params.get(p["name"], p["default"]), p["constraint"])
-            for p in specs
-        }
-        if name.startswith("like:") and len(specs) > 1:
-            # Checks between parameters (hardtanh: min_val < max_val) are the
-            # activation's own: its op runs them on an empty tensor.
-            try:
-                torch.ops.artderiv.activation_forward(torch.empty(0), name[5:], list(self.params.values()))
-            except ValueError as e:
-                problem = str(e).splitlines()[0].rsplit("': ", 1)[-1]
-                raise ValueError(f"artderiv.derivatives.like({name[5:]!r}): {problem}") from None
+        self.params = {p["name"]: _as_number(name, p["name"], params.get(p["name"], p["default"])) for p in specs}
+        _check_values(name, list(self.params.values()))
 
     def args(self) -> Tuple[str, List[float]]:
         """(name, parameter values in catalog order): the op's arguments."""
@@ -154,25 +121,15 @@ class Derivative:
 def _table_params(knots=None, values=None, **extra) -> dict:
     if extra or knots is None or values is None:
         raise TypeError("artderiv.derivatives.table: takes knots and values (two sequences of numbers)")
-    knots = [_check_number("table", "knots", k) for k in knots]
-    values = [_check_number("table", "values", v) for v in values]
+    knots = [_as_number("table", "knots", k) for k in knots]
+    values = [_as_number("table", "values", v) for v in values]
     most = catalog()["max_table_knots"]
-    if len(knots) != len(values) or not 2 <= len(knots) <= most:
+    if len(knots) != len(values) or not 2 <= len(knots) <= most:  # the op takes one list: knots, then values
         raise ValueError(
             f"artderiv.derivatives.table: knots and values must have the same length, 2 to {most}; "
             f"got {len(knots)} and {len(values)}"
         )
-    if any(a >= b for a, b in zip(knots, knots[1:])):
-        raise ValueError(f"artderiv.derivatives.table: knots must be strictly increasing, got {knots}")
-    # The kernels run in float32 for float32, float16 and bfloat16 tensors (the op checks this too).
-    k32 = torch.tensor(knots, dtype=torch.float32)
-    v32 = torch.tensor(values, dtype=torch.float32)
-    width = k32[1:] - k32[:-1]
-    if not ((width > 0) & width.isfinite()).all() or not ((v32[1:] - v32[:-1]) / width).isfinite().all():
-        raise ValueError(
-            "artderiv.derivatives.table: knots must stay strictly increasing in float32, at most 3.4e38 apart, "
-            f"with slopes finite in float32; got knots {knots}, values {values}"
-        )
+    _check_values("table", knots + values)
     return {"knots": knots, "values": values}
 
 

@@ -127,39 +127,57 @@ bool satisfies(double v, Constraint c) {
   return true;
 }
 
-// Fills defaults and checks each value; `what` names the argument in errors.
-// A variadic formula (table) takes the list as given, all values finite.
-Params<double> resolve_params(const char* op, const char* what, const char* owner,
-                              c10::ArrayRef<ParamSpec> specs, bool variadic, CheckFn check,
-                              c10::ArrayRef<double> given) {
+// Names a parameter list in errors. In an op call: "artderiv.relu: argument
+// 'derivative_params' for 'sigmoid'" (no `owner` for the activation's own
+// parameters); for artderiv.derivatives objects (op == nullptr):
+// "artderiv.derivatives.sigmoid", "artderiv.derivatives.like('elu')".
+// Formatted only when a check fails: the call path builds no string.
+struct ParamsPlace {
+  const char* op;
+  const char* what;
+  c10::string_view owner;
+};
+
+std::ostream& operator<<(std::ostream& os, const ParamsPlace& p) {
+  const c10::string_view like_prefix(kLikePrefix);
+  if (p.op == nullptr) {
+    os << "artderiv.derivatives.";
+    if (p.owner.substr(0, like_prefix.size()) == like_prefix) {
+      return os << "like('" << p.owner.substr(like_prefix.size()) << "')";
+    }
+    return os << p.owner;
+  }
+  os << "artderiv." << p.op << ": argument '" << p.what << "'";
+  return p.owner.empty() ? os : os << " for '" << p.owner << "'";
+}
+
+// Fills defaults and checks each value. A variadic formula (table) takes the
+// list as given, all values finite.
+Params<double> resolve_params(const ParamsPlace& place, c10::ArrayRef<ParamSpec> specs, bool variadic,
+                              CheckFn check, c10::ArrayRef<double> given) {
   Params<double> p{};
   if (variadic) {
-    TORCH_CHECK_VALUE(given.size() <= static_cast<size_t>(kMaxParams), "artderiv.", op,
-                      ": argument '", what, "' for '", owner, "' takes at most ", kMaxParams,
+    TORCH_CHECK_VALUE(given.size() <= static_cast<size_t>(kMaxParams), place, " takes at most ", kMaxParams,
                       " values, got ", given.size());
     for (size_t i = 0; i < given.size(); ++i) {
-      TORCH_CHECK_VALUE(fits_float32(given[i]), "artderiv.", op, ": argument '", what, "' for '", owner,
-                        "': value ", i, " must be ", constraint_text(Constraint::Finite), ", got ",
-                        number_text(given[i]));
+      TORCH_CHECK_VALUE(fits_float32(given[i]), place, ": value ", i, " must be ",
+                        constraint_text(Constraint::Finite), ", got ", number_text(given[i]));
       p.v[i] = given[i];
     }
     p.count = static_cast<int>(given.size());
   } else {
-    TORCH_CHECK_VALUE(given.size() <= specs.size(), "artderiv.", op, ": argument '", what,
-                      "' for '", owner, "' takes at most ", specs.size(), " value(s) (",
+    TORCH_CHECK_VALUE(given.size() <= specs.size(), place, " takes at most ", specs.size(), " value(s) (",
                       param_names(specs), "), got ", given.size());
     for (size_t i = 0; i < specs.size(); ++i) {
       const double v = i < given.size() ? given[i] : specs[i].default_value;
-      TORCH_CHECK_VALUE(satisfies(v, specs[i].constraint), "artderiv.", op, ": argument '",
-                        what, "': parameter '", specs[i].name, "' of '", owner, "' must be ",
-                        constraint_text(specs[i].constraint), ", got ", number_text(v));
+      TORCH_CHECK_VALUE(satisfies(v, specs[i].constraint), place, ": parameter '", specs[i].name,
+                        "' must be ", constraint_text(specs[i].constraint), ", got ", number_text(v));
       p.v[i] = v;
     }
     p.count = static_cast<int>(specs.size());
   }
   const char* problem = check(p);
-  TORCH_CHECK_VALUE(problem == nullptr, "artderiv.", op, ": argument '", what, "' for '", owner,
-                    "': ", problem ? problem : "");
+  TORCH_CHECK_VALUE(problem == nullptr, place, ": ", problem ? problem : "");
   return p;
 }
 
@@ -176,14 +194,52 @@ void append_params_json(std::ostringstream& os, c10::ArrayRef<ParamSpec> specs) 
   os << "]";
 }
 
+// The catalog entry a derivative name takes its parameters from: a shape's,
+// or for like:<g> the activation g's; neither for an unknown name.
+struct DerivativeLookup {
+  const DerivativeEntry* shape = nullptr;
+  const ActivationEntry* like = nullptr;
+};
+
+DerivativeLookup find_derivative(c10::string_view derivative) {
+  const c10::string_view like_prefix(kLikePrefix);
+  if (derivative.substr(0, like_prefix.size()) == like_prefix) {
+    for (const auto& a : kActivations) {
+      if (derivative.substr(like_prefix.size()) == a.name) return {nullptr, &a};
+    }
+  } else {
+    for (const auto& e : kDerivatives) {
+      if (derivative == e.name) return {&e, nullptr};
+    }
+  }
+  return {};
+}
+
+// What an unknown derivative name could have been.
+std::string allowed_derivatives(c10::string_view derivative) {
+  if (derivative.substr(0, c10::string_view(kLikePrefix).size()) == kLikePrefix) {
+    return "'like:' takes an activation: " + names_of(kActivations);
+  }
+  return "allowed: default, " + names_of(kDerivatives) + ", like:<activation>";
+}
+
+Params<double> resolve_derivative_params(const ParamsPlace& place, const DerivativeLookup& found,
+                                         c10::ArrayRef<double> params) {
+  if (found.like != nullptr) {
+    return resolve_params(place, found.like->params, false, found.like->check, params);
+  }
+  return resolve_params(place, found.shape->params, found.shape->variadic, found.shape->check, params);
+}
+
 }  // namespace
 
 ActivationSpec resolve_activation(c10::string_view activation, c10::ArrayRef<double> params) {
   for (const auto& e : kActivations) {
     if (activation == e.name) {
       const Params<double> p =
-          resolve_params(e.name, "activation_params", e.name, e.params, false, e.check, params);
-      return {e.act, p, e.name, e.center(p), e.has_output_derivative, e.elementary_forward, e.product_backward};
+          resolve_params({e.name, "activation_params", {}}, e.params, false, e.check, params);
+      return {e.act, p, e.name, e.center(p), e.has_output_derivative, e.elementary_forward,
+              e.product_backward};
     }
   }
   TORCH_CHECK_VALUE(false, "artderiv::activation: argument 'activation' is '", activation,
@@ -197,34 +253,24 @@ DerivativeSpec resolve_derivative(const ActivationSpec& act, c10::string_view de
       if (a.act == act.act) derivative = a.default_derivative;
     }
   }
-  const c10::string_view like_prefix(kLikePrefix);
-  if (derivative.substr(0, like_prefix.size()) == like_prefix) {
-    const c10::string_view other = derivative.substr(like_prefix.size());
-    for (const auto& a : kActivations) {
-      if (other == a.name) {
-        const Params<double> p =
-            resolve_params(act.name, "derivative_params", a.name, a.params, false, a.check, params);
-        return {Deriv::exact, Params<double>{}, true, true, a.act, p, true, act.center};
-      }
-    }
-    TORCH_CHECK_VALUE(false, "artderiv.", act.name, ": argument 'derivative' is '", derivative,
-                      "'; 'like:' takes an activation: ", names_of(kActivations));
+  const DerivativeLookup found = find_derivative(derivative);
+  TORCH_CHECK_VALUE(found.like != nullptr || found.shape != nullptr, "artderiv.", act.name,
+                    ": argument 'derivative' is '", derivative, "'; ", allowed_derivatives(derivative));
+  const Params<double> p =
+      resolve_derivative_params({act.name, "derivative_params", derivative}, found, params);
+  if (found.like != nullptr) {
+    return {Deriv::exact, Params<double>{}, true, true, found.like->act, p, true, act.center};
   }
-  for (const auto& e : kDerivatives) {
-    if (derivative == e.name) {
-      return {e.deriv,
-              resolve_params(act.name, "derivative_params", e.name, e.params, e.variadic, e.check,
-                             params),
-              e.uses_exact,
-              e.uses_input,
-              act.act,
-              act.params,
-              false,
-              0.0};
-    }
-  }
-  TORCH_CHECK_VALUE(false, "artderiv.", act.name, ": argument 'derivative' is '", derivative,
-                    "'; allowed: default, ", names_of(kDerivatives), ", like:<activation>");
+  const DerivativeEntry& e = *found.shape;
+  return {e.deriv, p, e.uses_exact, e.uses_input, act.act, act.params, false, 0.0};
+}
+
+void check_derivative(c10::string_view derivative, c10::ArrayRef<double> params) {
+  const DerivativeLookup found = find_derivative(derivative);
+  TORCH_CHECK_VALUE(found.like != nullptr || found.shape != nullptr,
+                    "artderiv.derivatives: unknown derivative '", derivative, "'; ",
+                    allowed_derivatives(derivative));
+  resolve_derivative_params({nullptr, nullptr, derivative}, found, params);
 }
 
 SaveMode resolve_save(const ActivationSpec& act, const DerivativeSpec& deriv,

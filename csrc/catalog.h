@@ -43,9 +43,13 @@ struct DerivativeSpec {
 // grad * d without the gate (where d is 0, +0 for any grad): the unblended
 // "exact" derivative of an activation whose torch backward is a plain product,
 // so that an inf or NaN gradient gives NaN where f' saturates to 0, as in torch.
-// (like:<g> is a surrogate: gated, as the other shapes.)
+// (like:<g> is a surrogate: gated, as the other shapes.) Also evaluated at
+// compile time, by kernels templated on the activation and the shape.
+constexpr bool product_backward(bool activation_product, bool exact_shape, bool like) {
+  return exact_shape && !like && activation_product;
+}
 inline bool product_backward(const ActivationSpec& act, const DerivativeSpec& deriv) {
-  return deriv.deriv == Deriv::exact && !deriv.like && act.product_backward;
+  return product_backward(act.product_backward, deriv.deriv == Deriv::exact, deriv.like);
 }
 
 // What the forward keeps for the backward (the op's `save` argument):
@@ -63,6 +67,11 @@ ActivationSpec resolve_activation(c10::string_view activation, c10::ArrayRef<dou
 // `params` means the defaults; a shorter list fills the rest with them.
 DerivativeSpec resolve_derivative(const ActivationSpec& act, c10::string_view derivative,
                                   c10::ArrayRef<double> params);
+
+// The checks resolve_derivative runs on a derivative's parameters, without an
+// activation: for artderiv.derivatives objects, whose errors name them:
+// "artderiv.derivatives.sigmoid: parameter 'beta' must be ...".
+void check_derivative(c10::string_view derivative, c10::ArrayRef<double> params);
 
 // The save mode `save` names for this activation and derivative ("auto"
 // resolved); an error for an unknown name or an impossible "output".

@@ -82,6 +82,9 @@ TORCH_LIBRARY(artderiv, m) {
       "Tensor? blend) -> Tensor");
   // JSON description of every activation and derivative (names, parameters, defaults).
   m.def("catalog() -> str", &catalog);
+  // The op's checks of a derivative's parameters, for the Python objects that
+  // hold them (artderiv.derivatives.sigmoid(beta=-1) raises when made).
+  m.def("check_derivative(str derivative, float[] params) -> ()", &check_derivative);
 }
 
 TORCH_LIBRARY_IMPL(artderiv, CompositeExplicitAutograd, m) {

@@ -1076,13 +1076,13 @@ def test_table_validation(case):
 # Parameters that the double check passes but that are inf or 0 as a float32 (the
 # kernels' type for float32/float16/bfloat16), where they gave NaN silently.
 FLOAT32_BAD = [
-    ("sigmoid beta 1e300", "relu", [], "sigmoid", [1e300], "'beta' of 'sigmoid'"),
-    ("atan alpha 1e39", "step", [], "atan", [1e39], "'alpha' of 'atan'"),
-    ("gaussian sigma 1e-300", "step", [], "gaussian", [1e-300], "'sigma' of 'gaussian'"),
+    ("sigmoid beta 1e300", "relu", [], "sigmoid", [1e300], "for 'sigmoid': parameter 'beta'"),
+    ("atan alpha 1e39", "step", [], "atan", [1e39], "for 'atan': parameter 'alpha'"),
+    ("gaussian sigma 1e-300", "step", [], "gaussian", [1e-300], "for 'gaussian': parameter 'sigma'"),
     # subnormal in float32: 1 / sigma is inf there
-    ("gaussian sigma 1e-39", "step", [], "gaussian", [1e-39], "'sigma' of 'gaussian'"),
-    ("celu alpha 1e-300", "celu", [1e-300], "exact", [], "'alpha' of 'celu'"),
-    ("leaky_relu slope 1e300", "leaky_relu", [1e300], "exact", [], "'negative_slope' of 'leaky_relu'"),
+    ("gaussian sigma 1e-39", "step", [], "gaussian", [1e-39], "for 'gaussian': parameter 'sigma'"),
+    ("celu alpha 1e-300", "celu", [1e-300], "exact", [], "artderiv.celu: argument 'activation_params': parameter 'alpha'"),
+    ("leaky_relu slope 1e300", "leaky_relu", [1e300], "exact", [], "artderiv.leaky_relu: argument 'activation_params': parameter 'negative_slope'"),
     ("table value 1e39", "relu", [], "table", [0.0, 1.0, 0.0, 1e39], "value 3 must be finite, also as a float32"),
 ]
 
@@ -1092,12 +1092,30 @@ def test_parameters_must_keep_their_constraint_as_float32(case):
     _, act, aparams, deriv, dparams, needle = case
     x = torch.randn(5, dtype=torch.float64)  # refused for every dtype: the check does not read one
     _raises_value_error(lambda: OPS.activation(x, act, aparams, deriv, dparams, None, "input"), needle, "float32")
-    if deriv in ("sigmoid", "atan", "gaussian"):  # the Python objects check the same
+    if deriv in ("sigmoid", "atan", "gaussian"):  # the Python objects run the op's checks, named as themselves
         name = {"sigmoid": "beta", "atan": "alpha", "gaussian": "sigma"}[deriv]
-        _raises_value_error(lambda: getattr(D, deriv)(**{name: dparams[0]}), "float32")
+        text = _raises_value_error(lambda: getattr(D, deriv)(**{name: dparams[0]}), "float32")
+        assert text.startswith(f"artderiv.derivatives.{deriv}: parameter '{name}' must be"), text
     # the float32 limits themselves pass
     OPS.activation(x, "relu", [], "sigmoid", [3.4e38], None, "input")
     OPS.activation(x, "relu", [], "sigmoid", [1.1754944e-38], None, "input")
+
+
+def test_check_derivative_op():
+    """The op behind the derivative objects' checks: the same checks as the op's
+    derivative_params, with errors that name the object."""
+    OPS.check_derivative("sigmoid", [2.0])
+    OPS.check_derivative("sigmoid", [])  # the defaults
+    OPS.check_derivative("like:hardtanh", [-2.0, 1.0])
+    OPS.check_derivative("table", [-1.0, 0.0, 1.0, 0.0, 1.0, 0.0])
+    _raises_value_error(lambda: OPS.check_derivative("sigmoid", [0.0]), "artderiv.derivatives.sigmoid: parameter 'beta'")
+    _raises_value_error(lambda: OPS.check_derivative("sigmoid", [1.0, 2.0]), "artderiv.derivatives.sigmoid", "at most 1")
+    _raises_value_error(lambda: OPS.check_derivative("like:hardtanh", [1.0, -1.0]),
+                        "artderiv.derivatives.like('hardtanh'): min_val must be less than max_val")
+    _raises_value_error(lambda: OPS.check_derivative("table", [1.0, 0.0, 0.0, 1.0]),
+                        "artderiv.derivatives.table: knots must be strictly increasing")
+    _raises_value_error(lambda: OPS.check_derivative("nope", []), "unknown derivative 'nope'", "allowed")
+    _raises_value_error(lambda: OPS.check_derivative("like:nope", []), "'like:' takes an activation")
 
 
 def test_like_objects_are_checked_when_made():

@@ -978,8 +978,8 @@ def test_inplace_takes_what_torch_nn_takes(no_inplace_warning):
     "make, text",
     [(lambda: ann.Hardtanh(1.0, -1.0), "min_val must be less than max_val"),
      (lambda: ann.Hardtanh(0.5, 0.5), "min_val must be less than max_val"),
-     (lambda: ann.Softplus(beta=0.0), "'beta' of 'softplus' must be positive"),
-     (lambda: ann.CELU(0.0), "'alpha' of 'celu' must be non-zero")],
+     (lambda: ann.Softplus(beta=0.0), "'activation_params': parameter 'beta' must be positive"),
+     (lambda: ann.CELU(0.0), "'activation_params': parameter 'alpha' must be non-zero")],
     ids=["hardtanh-reversed", "hardtanh-empty", "softplus-beta0", "celu-alpha0"],
 )
 def test_bad_activation_parameters_raise_at_construction(make, text):

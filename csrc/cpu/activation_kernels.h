@@ -238,10 +238,9 @@ template <class T>
 using OutputBackwardBlockFn = void (*)(const T* grad, const T* y, T* grad_x, int64_t n,
                                        const VecParams<T>& act_p, const VecParams<T>& p);
 
-// Gated unless D is the exact derivative of a product_backward activation
-// (never blended here).
+// The gate of a save="output" block (never blended, never like:<g>).
 template <class A, class D>
-constexpr bool kOutputGate = !(std::is_same_v<D, Exact> && A::product_backward);
+constexpr bool kOutputGate = !product_backward(A::product_backward, std::is_same_v<D, Exact>, false);
 
 template <class A, class D, class T>
 void output_backward_block(const T* grad, const T* y, T* grad_x, int64_t n,

@@ -215,7 +215,8 @@ struct Table : DerivativeBase {
       const float rise = static_cast<float>(p[n + i + 1]) - static_cast<float>(p[n + i]);
       const float most = std::numeric_limits<float>::max();
       if (!(width > 0.0f && width <= most) || !(std::fabs(rise / width) <= most)) {
-        return "knots must stay strictly increasing in float32, at most 3.4e38 apart, with slopes finite in float32";
+        return "knots must stay strictly increasing in float32, at most 3.4e38 apart, "
+               "with slopes finite in float32";
       }
     }
     return nullptr;
