@@ -14,7 +14,7 @@ export CUDA_HOME ?= /usr/local/cuda
 endif
 export MAX_JOBS ?= $(shell nproc)
 
-.PHONY: demo test pytest cpp-test cpp-package-test compat-test build venv bench docs clean
+.PHONY: demo test pytest cpp-test cpp-package-test compat-test build venv bench docs stubs clean
 
 # The main job: exact vs artificial derivatives on real data (about 3 minutes on 2 cores).
 demo: build
@@ -30,6 +30,10 @@ bench: build
 # Regenerate docs/derivatives.md and its pictures from the catalog.
 docs: build
 	$(PY) -m artderiv docs docs
+
+# Regenerate the type stubs (artderiv/*.pyi) of the modules made from the catalog.
+stubs: build
+	$(PY) -m artderiv.stubs artderiv
 
 test: pytest cpp-test
 

@@ -129,6 +129,7 @@ setup(
     version="0.1.0",
     description="Artificial derivatives for PyTorch: normal forward, chosen backward, in C++/CUDA",
     packages=find_packages(include=["artderiv", "artderiv.*"]),
+    package_data={"artderiv": ["py.typed", "*.pyi"]},  # type stubs (PEP 561)
     ext_modules=[
         Extension(
             "artderiv._C",

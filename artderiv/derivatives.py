@@ -79,6 +79,8 @@ class Derivative:
     """
 
     __slots__ = ("name", "params")
+    name: str
+    params: dict
 
     def __init__(self, name: str, **params):
         if name == "table":
@@ -170,7 +172,7 @@ def resolve(derivative: DerivativeLike) -> Tuple[str, List[float]]:
 
 def _make_factory(spec: dict):
     params = [
-        inspect.Parameter(p["name"], inspect.Parameter.POSITIONAL_OR_KEYWORD, default=p["default"])
+        inspect.Parameter(p["name"], inspect.Parameter.POSITIONAL_OR_KEYWORD, default=p["default"], annotation=float)
         for p in spec["params"]
     ]
     signature = inspect.Signature(params, return_annotation=Derivative)

@@ -17,6 +17,7 @@ The functions are made from the C++ catalog (csrc/formulas.h), so a new
 activation there appears here by itself.
 """
 
+import inspect
 from typing import List, Optional, Union
 
 import torch
@@ -193,6 +194,15 @@ def _make_function(spec: dict):
             _traceable=traceable, _has_torch_function_unary=torch._C._has_torch_function_unary,
         )
         torch.compiler.substitute_in_graph(function)(traceable)
+    # What help(), IDEs and the type stubs (artderiv/functional.pyi) show.
+    P = inspect.Parameter
+    function.__signature__ = inspect.Signature(
+        [P("x", P.POSITIONAL_OR_KEYWORD, annotation=Tensor)]
+        + [P(p["name"], P.POSITIONAL_OR_KEYWORD, default=float(p["default"]), annotation=float) for p in pspecs]
+        + [P("derivative", P.POSITIONAL_OR_KEYWORD, default=None, annotation=DerivativeLike),
+           P("blend", P.KEYWORD_ONLY, default=None, annotation=BlendLike)],
+        return_annotation=Tensor,
+    )
     described = ", ".join(f"{p['name']}={p['default']:g}" for p in pspecs)
     function.__module__ = __name__
     function.__doc__ = (

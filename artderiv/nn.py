@@ -77,6 +77,8 @@ class Activation(nn.Module):
     activation_params: List[float]
     derivative_name: str
     derivative_params: List[float]
+    inplace: bool
+    blend: Tensor  # a one-element buffer
 
     def __init__(self, activation: str, activation_params: List[float], derivative: DerivativeLike,
                  inplace: bool = False):
@@ -260,13 +262,15 @@ def _make_module(spec: dict) -> Type[Activation]:
     P = inspect.Parameter
     __init__.__signature__ = inspect.Signature(
         [P("self", P.POSITIONAL_OR_KEYWORD)]
-        + [P(n, P.POSITIONAL_OR_KEYWORD, default=d) for n, d in zip(param_names, defaults)]
-        + ([P("inplace", P.POSITIONAL_OR_KEYWORD, default=False)] if has_inplace else [])
-        + [P("derivative", P.KEYWORD_ONLY, default=None)]
+        + [P(n, P.POSITIONAL_OR_KEYWORD, default=d, annotation=float) for n, d in zip(param_names, defaults)]
+        + ([P("inplace", P.POSITIONAL_OR_KEYWORD, default=False, annotation=bool)] if has_inplace else [])
+        + [P("derivative", P.KEYWORD_ONLY, default=None, annotation=DerivativeLike)],
+        return_annotation=None,
     )
+    described = ", ".join(f"{n}={d:g}" for n, d in zip(param_names, defaults)) or "no parameters"
     attrs = {
         "__init__": __init__,
-        "__doc__": f"torch.nn.{class_name} forward ({', '.join(f'{n}={d:g}' for n, d in zip(param_names, defaults)) or 'no parameters'}"
+        "__doc__": f"{f'torch.nn.{class_name}' if torch_class else f'``{name}``'} forward ({described}"
         f"{', inplace=False' if has_inplace else ''}); backward: the chosen derivative "
         f"(default ``{spec['default_derivative']}``).",
         "__module__": __name__,
@@ -277,11 +281,13 @@ def _make_module(spec: dict) -> Type[Activation]:
     # torch.nn-style attributes (module.negative_slope, module.alpha, ...):
     # views of activation_params, assignable as in torch.nn, hidden from TorchScript.
     for i, pname in enumerate(param_names):
-        attrs[pname] = property(
-            lambda self, i=i: self.activation_params[i],
-            lambda self, value, i=i, pname=pname: self.activation_params.__setitem__(
-                i, _number_argument(class_name, pname, value, in_call=False)),
-        )
+        def getter(self, i=i) -> float:
+            return self.activation_params[i]
+
+        def setter(self, value: float, i=i, pname=pname) -> None:
+            self.activation_params[i] = _number_argument(class_name, pname, value, in_call=False)
+
+        attrs[pname] = property(getter, setter)
     attrs["__jit_unused_properties__"] = ["derivative"] + param_names
     return type(class_name, (Activation,), attrs)
 
