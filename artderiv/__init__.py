@@ -21,7 +21,8 @@ from .monitor import Monitor
 
 __version__ = "0.1.0"
 
-__all__ = functional.__all__ + [
+# A literal list, extended below: what type checkers read as the exports.
+__all__ = [
     "BlendSchedule",
     "Derivative",
     "Monitor",
@@ -37,6 +38,7 @@ __all__ = functional.__all__ + [
     "set_blend",
     "set_derivative",
 ]
+__all__ += functional.__all__
 
 
 def list_activations() -> dict:

@@ -11,7 +11,7 @@ one place where shapes, parameters and defaults are defined::
 """
 
 import inspect
-from typing import Dict, List, Tuple, Union
+from typing import Any, Dict, List, Sequence, Tuple, Union
 
 import torch
 
@@ -56,11 +56,18 @@ def _argument_type_error(owner: str, arg: str, value, expected: str) -> TypeErro
     return TypeError(f"{owner}: argument {arg!r} must be {expected}, got {value!r}{hint}")
 
 
-def _as_number(owner: str, pname: str, value) -> float:
+def _owner(name: str) -> str:
+    """How errors name the object of derivative `name`, as the op's do:
+    artderiv.derivatives.sigmoid, artderiv.derivatives.like('elu')."""
+    shown = f"like({name[5:]!r})" if name.startswith("like:") else name
+    return f"artderiv.derivatives.{shown}"
+
+
+def _as_number(name: str, pname: str, value) -> float:
     try:
         return float(value)
     except (TypeError, ValueError, OverflowError):
-        raise TypeError(f"artderiv.derivatives.{owner}: parameter {pname!r} must be a number, got {value!r}") from None
+        raise TypeError(f"{_owner(name)}: parameter {pname!r} must be a number, got {value!r}") from None
 
 
 def _check_values(name: str, values: List[float]) -> None:
@@ -80,9 +87,9 @@ class Derivative:
 
     __slots__ = ("name", "params")
     name: str
-    params: dict
+    params: Dict[str, Any]  # numbers; for table, knots and values: lists of numbers
 
-    def __init__(self, name: str, **params):
+    def __init__(self, name: str, **params: float) -> None:
         if name == "table":
             self.name, self.params = name, _table_params(**params)
             return
@@ -90,10 +97,7 @@ class Derivative:
         known = [p["name"] for p in specs]
         unknown = set(params) - set(known)
         if unknown:
-            raise TypeError(
-                f"artderiv.derivatives.{name}: unknown parameter(s) {sorted(unknown)}; "
-                f"allowed: {known or 'none'}"
-            )
+            raise TypeError(f"{_owner(name)}: unknown parameter(s) {sorted(unknown)}; allowed: {known or 'none'}")
         self.name = name
         self.params = {p["name"]: _as_number(name, p["name"], params.get(p["name"], p["default"])) for p in specs}
         _check_values(name, list(self.params.values()))
@@ -131,11 +135,14 @@ def _table_params(knots=None, values=None, **extra) -> dict:
             f"artderiv.derivatives.table: knots and values must have the same length, 2 to {most}; "
             f"got {len(knots)} and {len(values)}"
         )
-    _check_values("table", knots + values)
+    try:
+        _check_values("table", knots + values)
+    except ValueError as e:  # the op's message, with the numbers it does not repeat
+        raise ValueError(f"{str(e).splitlines()[0]}; got knots {knots}, values {values}") from None
     return {"knots": knots, "values": values}
 
 
-def like(activation: str, **params) -> Derivative:
+def like(activation: str, **params: float) -> Derivative:
     """The exact derivative of another catalog activation, e.g. ``like("elu")``
     or ``like("softplus", beta=4)``. For ReLU, like("elu"), like("silu"),
     like("gelu"), like("b_silu"), like("nelu") are the SUGAR surrogates
@@ -143,7 +150,7 @@ def like(activation: str, **params) -> Derivative:
     return Derivative(f"like:{activation}", **params)
 
 
-def table(knots, values) -> Derivative:
+def table(knots: Sequence[float], values: Sequence[float]) -> Derivative:
     """Any shape: linear interpolation of (knots, values), constant outside;
     2 to 16 strictly increasing knots. Evaluated inside the C++/CUDA kernels."""
     return Derivative("table", knots=knots, values=values)
@@ -179,7 +186,10 @@ def _make_factory(spec: dict):
     name = spec["name"]
 
     def factory(*args, **kwargs) -> Derivative:
-        bound = signature.bind(*args, **kwargs)
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as e:  # "too many positional arguments", named
+            raise TypeError(f"artderiv.derivatives.{name}: {e}; parameters: {described or 'none'}") from None
         return Derivative(name, **bound.arguments)
 
     described = ", ".join(f"{p['name']}={p['default']:g} ({p['constraint']})" for p in spec["params"])

@@ -18,7 +18,7 @@ activation there appears here by itself.
 """
 
 import inspect
-from typing import List, Optional, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -93,7 +93,7 @@ def _explain_bad_arguments(op: str, params: dict, blend) -> None:
 def activation(
     x: Tensor,
     name: str,
-    activation_params: Optional[List[float]] = None,
+    activation_params: Optional[Sequence[float]] = None,
     derivative: DerivativeLike = None,
     blend: BlendLike = None,
 ) -> Tensor:

@@ -14,13 +14,13 @@ changing ``blend`` (a tensor, updated in place) does not.
 
 import inspect
 import warnings
-from typing import Dict, List, Optional, Type
+from typing import Callable, Dict, List, Optional, Type, TypeVar
 
 import torch
 from torch import Tensor, nn
 
 from ._library import boxed_ops, catalog
-from .derivatives import Derivative, DerivativeLike, _argument_type_error, _number_text, _param_specs
+from .derivatives import Derivative, DerivativeLike, _argument_type_error, _check_values, _number_text, _param_specs
 
 __all__ = ["Activation", "GELU", "MODULE_FOR_TORCH", "module_class"]
 
@@ -67,6 +67,9 @@ def _as_derivative(activation: str, derivative: DerivativeLike) -> Derivative:
     )
 
 
+_A = TypeVar("_A", bound="Activation")
+
+
 class Activation(nn.Module):
     """Base of the artderiv modules: a catalog activation plus a derivative."""
 
@@ -81,7 +84,7 @@ class Activation(nn.Module):
     blend: Tensor  # a one-element buffer
 
     def __init__(self, activation: str, activation_params: List[float], derivative: DerivativeLike,
-                 inplace: bool = False):
+                 inplace: bool = False) -> None:
         super().__init__()
         # A derivative passed positionally, ReLU("atan"), lands here. Anything
         # else torch.nn takes (bools of numpy or torch, 0 / 1) is truth-tested.
@@ -193,7 +196,7 @@ class Activation(nn.Module):
 
     # conversion to and from torch.nn
     @classmethod
-    def from_torch(cls, module: nn.Module, derivative: DerivativeLike = None) -> "Activation":
+    def from_torch(cls: Type[_A], module: nn.Module, derivative: DerivativeLike = None) -> _A:
         """The artderiv module computing the same forward as a torch.nn one."""
         kwargs = {p: getattr(module, p) for p in cls._torch_args}
         return cls(**kwargs, derivative=derivative)
@@ -226,6 +229,7 @@ def _number_argument(owner: str, arg: str, value, in_call: bool = True) -> float
 
 
 def _derivative_from_args(name: str, values: List[float]) -> Derivative:
+    _check_values(name, values)  # the op's checks: also a list longer than the parameters
     if name == "table":
         n = len(values) // 2
         return Derivative("table", knots=values[:n], values=values[n:])
@@ -299,7 +303,7 @@ class GELU(Activation):
     _torch_args = ["approximate"]
     __jit_unused_properties__ = ["derivative", "approximate"]
 
-    def __init__(self, approximate: str = "none", *, derivative: DerivativeLike = None):
+    def __init__(self, approximate: str = "none", *, derivative: DerivativeLike = None) -> None:
         super().__init__(_gelu_activation(approximate), [], derivative)
 
     # A view of activation_name, so that assigning it changes the forward.
@@ -331,8 +335,9 @@ for _spec in catalog()["activations"]:
 del _spec, _cls
 
 
-def module_class(activation: str) -> Type[Activation]:
-    """The artderiv module class of a catalog activation name."""
+def module_class(activation: str) -> Callable[..., Activation]:
+    """The artderiv module class of a catalog activation name. (Typed as a
+    callable: its arguments depend on the activation, Activation's do not.)"""
     return _CLASSES[activation]
 
 

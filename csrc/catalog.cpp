@@ -1,5 +1,6 @@
 #include "catalog.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -49,7 +50,13 @@ const ActivationEntry kActivations[] = {ARTDERIV_ACTIVATIONS(ARTDERIV_ACT_ENTRY)
 const DerivativeEntry kDerivatives[] = {ARTDERIV_DERIVATIVES(ARTDERIV_DERIV_ENTRY)};
 #undef ARTDERIV_DERIV_ENTRY
 
-constexpr const char* kLikePrefix = "like:";
+constexpr c10::string_view kLikePrefix = "like:";
+
+// For "like:<g>", g; empty for any other name.
+c10::string_view like_target(c10::string_view derivative) {
+  return derivative.substr(0, kLikePrefix.size()) == kLikePrefix ? derivative.substr(kLikePrefix.size())
+                                                                 : c10::string_view();
+}
 
 // "a, b, c": the names of the entries that `keep` accepts (all by default).
 template <class Entries, class Keep>
@@ -139,31 +146,24 @@ struct ParamsPlace {
 };
 
 std::ostream& operator<<(std::ostream& os, const ParamsPlace& p) {
-  const c10::string_view like_prefix(kLikePrefix);
   if (p.op == nullptr) {
     os << "artderiv.derivatives.";
-    if (p.owner.substr(0, like_prefix.size()) == like_prefix) {
-      return os << "like('" << p.owner.substr(like_prefix.size()) << "')";
-    }
-    return os << p.owner;
+    const c10::string_view like = like_target(p.owner);
+    return like.empty() ? os << p.owner : os << "like('" << like << "')";
   }
   os << "artderiv." << p.op << ": argument '" << p.what << "'";
   return p.owner.empty() ? os : os << " for '" << p.owner << "'";
 }
 
 // Fills defaults and checks each value. A variadic formula (table) takes the
-// list as given, all values finite.
+// list as given, and its check validates the values (it can name them).
 Params<double> resolve_params(const ParamsPlace& place, c10::ArrayRef<ParamSpec> specs, bool variadic,
                               CheckFn check, c10::ArrayRef<double> given) {
   Params<double> p{};
   if (variadic) {
     TORCH_CHECK_VALUE(given.size() <= static_cast<size_t>(kMaxParams), place, " takes at most ", kMaxParams,
                       " values, got ", given.size());
-    for (size_t i = 0; i < given.size(); ++i) {
-      TORCH_CHECK_VALUE(fits_float32(given[i]), place, ": value ", i, " must be ",
-                        constraint_text(Constraint::Finite), ", got ", number_text(given[i]));
-      p.v[i] = given[i];
-    }
+    std::copy(given.begin(), given.end(), p.v);
     p.count = static_cast<int>(given.size());
   } else {
     TORCH_CHECK_VALUE(given.size() <= specs.size(), place, " takes at most ", specs.size(), " value(s) (",
@@ -202,10 +202,10 @@ struct DerivativeLookup {
 };
 
 DerivativeLookup find_derivative(c10::string_view derivative) {
-  const c10::string_view like_prefix(kLikePrefix);
-  if (derivative.substr(0, like_prefix.size()) == like_prefix) {
+  const c10::string_view like = like_target(derivative);
+  if (!like.empty()) {
     for (const auto& a : kActivations) {
-      if (derivative.substr(like_prefix.size()) == a.name) return {nullptr, &a};
+      if (like == a.name) return {nullptr, &a};
     }
   } else {
     for (const auto& e : kDerivatives) {
@@ -215,12 +215,14 @@ DerivativeLookup find_derivative(c10::string_view derivative) {
   return {};
 }
 
-// What an unknown derivative name could have been.
-std::string allowed_derivatives(c10::string_view derivative) {
-  if (derivative.substr(0, c10::string_view(kLikePrefix).size()) == kLikePrefix) {
+// What an unknown derivative name could have been ("default" only in an op
+// call, where it means the activation's default shape).
+std::string allowed_derivatives(c10::string_view derivative, bool with_default) {
+  if (derivative.substr(0, kLikePrefix.size()) == kLikePrefix) {
     return "'like:' takes an activation: " + names_of(kActivations);
   }
-  return "allowed: default, " + names_of(kDerivatives) + ", like:<activation>";
+  return std::string("allowed: ") + (with_default ? "default, " : "") + names_of(kDerivatives) +
+         ", like:<activation>";
 }
 
 Params<double> resolve_derivative_params(const ParamsPlace& place, const DerivativeLookup& found,
@@ -255,7 +257,8 @@ DerivativeSpec resolve_derivative(const ActivationSpec& act, c10::string_view de
   }
   const DerivativeLookup found = find_derivative(derivative);
   TORCH_CHECK_VALUE(found.like != nullptr || found.shape != nullptr, "artderiv.", act.name,
-                    ": argument 'derivative' is '", derivative, "'; ", allowed_derivatives(derivative));
+                    ": argument 'derivative' is '", derivative, "'; ",
+                    allowed_derivatives(derivative, true));
   const Params<double> p =
       resolve_derivative_params({act.name, "derivative_params", derivative}, found, params);
   if (found.like != nullptr) {
@@ -269,7 +272,7 @@ void check_derivative(c10::string_view derivative, c10::ArrayRef<double> params)
   const DerivativeLookup found = find_derivative(derivative);
   TORCH_CHECK_VALUE(found.like != nullptr || found.shape != nullptr,
                     "artderiv.derivatives: unknown derivative '", derivative, "'; ",
-                    allowed_derivatives(derivative));
+                    allowed_derivatives(derivative, false));
   resolve_derivative_params({nullptr, nullptr, derivative}, found, params);
 }
 

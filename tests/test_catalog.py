@@ -1043,30 +1043,32 @@ def _raises_value_error(fn, *needles):
     return str(info.value)
 
 
-TABLE_BAD = [
-    ("unsorted", [0.0, 1.0, 0.5], [0.0, 1.0, 0.0]),
-    ("repeated knot", [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]),
-    ("length mismatch", [0.0, 1.0, 2.0], [0.0, 1.0]),
-    ("one knot", [0.0], [1.0]),
-    ("17 knots", [float(i) for i in range(17)], [0.5] * 17),
-    ("NaN knot", [0.0, NAN, 1.0], [0.0, 1.0, 0.0]),
-    ("NaN value", [0.0, 0.5, 1.0], [0.0, NAN, 0.0]),
-    ("inf knot", [0.0, 1.0, INF], [0.0, 1.0, 0.0]),
+TABLE_BAD = [  # (label, knots, values, what the error says)
+    ("unsorted", [0.0, 1.0, 0.5], [0.0, 1.0, 0.0], "knots must be strictly increasing"),
+    ("repeated knot", [0.0, 0.0, 1.0], [0.0, 1.0, 0.0], "knots must be strictly increasing"),
+    ("length mismatch", [0.0, 1.0, 2.0], [0.0, 1.0], "same length"),
+    ("one knot", [0.0], [1.0], "2 to 16"),
+    ("17 knots", [float(i) for i in range(17)], [0.5] * 17, "2 to 16"),
+    ("NaN knot", [0.0, NAN, 1.0], [0.0, 1.0, 0.0], "knots must be finite, also as a float32"),
+    ("NaN value", [0.0, 0.5, 1.0], [0.0, NAN, 0.0], "values must be finite, also as a float32"),
+    ("inf knot", [0.0, 1.0, INF], [0.0, 1.0, 0.0], "knots must be finite"),
     # distinct in float64, one float32 (the kernels' type for float32/float16/bfloat16): slope inf, inf * 0 = NaN
-    ("knots equal in float32", [0.0, 1.0, 1.00000001], [0.0, 1.0, 0.0]),
-    ("slope overflows float32", [0.0, 1e-30, 1.0], [0.0, 1e10, 0.0]),
-    ("width overflows float32", [-3e38, 3e38], [0.0, 1.0]),
+    ("knots equal in float32", [0.0, 1.0, 1.00000001], [0.0, 1.0, 0.0], "strictly increasing in float32"),
+    ("slope overflows float32", [0.0, 1e-30, 1.0], [0.0, 1e10, 0.0], "slopes finite in float32"),
+    ("width overflows float32", [-3e38, 3e38], [0.0, 1.0], "at most 3.4e38 apart"),
 ]
 
 
 @pytest.mark.parametrize("case", TABLE_BAD, ids=[c[0] for c in TABLE_BAD])
 def test_table_validation(case):
-    label, knots, values = case
-    _raises_value_error(lambda: D.table(knots, values), "table")
+    label, knots, values, why = case
+    text = _raises_value_error(lambda: D.table(knots, values), "artderiv.derivatives.table: ", why)
+    if label not in ("length mismatch", "one knot", "17 knots"):  # the op's checks: the object adds the numbers
+        assert f"got knots {[float(k) for k in knots]}, values {[float(v) for v in values]}" in text, text
     x = torch.randn(5)
     # the raw op: knots then values, one list
     _raises_value_error(lambda: OPS.activation(x, "relu", [], "table", knots + values, None, "input"),
-                        "artderiv.relu", "derivative_params", "table")
+                        "artderiv.relu: argument 'derivative_params' for 'table'")
     # also when x needs a gradient, and through a module's forward
     xr = x.clone().requires_grad_(True)
     _raises_value_error(lambda: OPS.activation(xr, "step", [], "table", knots + values, None, "input"),
@@ -1083,7 +1085,7 @@ FLOAT32_BAD = [
     ("gaussian sigma 1e-39", "step", [], "gaussian", [1e-39], "for 'gaussian': parameter 'sigma'"),
     ("celu alpha 1e-300", "celu", [1e-300], "exact", [], "artderiv.celu: argument 'activation_params': parameter 'alpha'"),
     ("leaky_relu slope 1e300", "leaky_relu", [1e300], "exact", [], "artderiv.leaky_relu: argument 'activation_params': parameter 'negative_slope'"),
-    ("table value 1e39", "relu", [], "table", [0.0, 1.0, 0.0, 1e39], "value 3 must be finite, also as a float32"),
+    ("table value 1e39", "relu", [], "table", [0.0, 1.0, 0.0, 1e39], "values must be finite, also as a float32"),
 ]
 
 
@@ -1114,8 +1116,23 @@ def test_check_derivative_op():
                         "artderiv.derivatives.like('hardtanh'): min_val must be less than max_val")
     _raises_value_error(lambda: OPS.check_derivative("table", [1.0, 0.0, 0.0, 1.0]),
                         "artderiv.derivatives.table: knots must be strictly increasing")
-    _raises_value_error(lambda: OPS.check_derivative("nope", []), "unknown derivative 'nope'", "allowed")
+    text = _raises_value_error(lambda: OPS.check_derivative("nope", []), "unknown derivative 'nope'", "allowed: exact")
+    assert "default" not in text  # a name only the op's `derivative` argument takes
+    _raises_value_error(lambda: OPS.check_derivative("default", []), "unknown derivative 'default'")
     _raises_value_error(lambda: OPS.check_derivative("like:nope", []), "'like:' takes an activation")
+
+
+def test_derivative_object_errors_name_the_object():
+    with pytest.raises(TypeError, match=r"^artderiv\.derivatives\.sigmoid: too many positional arguments"):
+        D.sigmoid(1.0, 2.0)
+    with pytest.raises(TypeError, match=r"^artderiv\.derivatives\.sigmoid: got an unexpected keyword argument 'gamma'"):
+        D.sigmoid(gamma=1.0)
+    with pytest.raises(TypeError, match=r"^artderiv\.derivatives\.like\('elu'\): unknown parameter\(s\) \['beta'\]"):
+        D.like("elu", beta=1.0)
+    with pytest.raises(TypeError, match=r"^artderiv\.derivatives\.like\('elu'\): parameter 'alpha' must be a number"):
+        D.like("elu", alpha="x")
+    with pytest.raises(ValueError, match=r"^artderiv\.derivatives\.like\('elu'\): parameter 'alpha' must be"):
+        D.like("elu", alpha=float("inf"))
 
 
 def test_like_objects_are_checked_when_made():

@@ -403,6 +403,7 @@ def test_torch_compile_fullgraph_builds_derivatives_and_modules(dynamo_reset):
 
     def fn(x):
         y = artderiv.relu(x, derivative=D.sigmoid(beta=2.0))
+        y = y + artderiv.relu(x, derivative=D.table([-1.0, 0.0, 1.0], [0.0, 1.0, 0.0]))
         return y + ann.LeakyReLU(0.2, derivative="atan")(x)
 
     x = rand(6, 5, dtype=torch.float32, seed=21)
@@ -412,7 +413,8 @@ def test_torch_compile_fullgraph_builds_derivatives_and_modules(dynamo_reset):
     torch.testing.assert_close(y_c, y_e, rtol=0, atol=0)
     torch.testing.assert_close(g_c, g_e, rtol=0, atol=0)
     atan = 2.0 / 2 / (1 + (math.pi / 2 * 2.0 * x) ** 2)
-    torch.testing.assert_close(g_e, g * (torch.sigmoid(2.0 * x) + atan), rtol=1e-5, atol=1e-6)
+    triangle = (1 - x.abs()).clamp(min=0)
+    torch.testing.assert_close(g_e, g * (torch.sigmoid(2.0 * x) + triangle + atan), rtol=1e-5, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------

@@ -954,6 +954,18 @@ def test_repr_survives_a_hand_assigned_derivative_name():
         m.derivative
 
 
+def test_derivative_property_refuses_hand_assigned_extra_parameters():
+    """More derivative_params than the shape takes: the op refuses them, and so
+    does the derivative property (it used to drop the extra ones silently)."""
+    m = ann.ReLU()
+    m.derivative_params = [1.0, 2.0]
+    with pytest.raises(ValueError, match=r"artderiv.derivatives.sigmoid takes at most 1 value\(s\) \(beta\), got 2"):
+        m.derivative
+    with pytest.raises(ValueError, match="takes at most 1 value"):
+        m(torch.randn(3))
+    assert repr(m) == "ReLU(derivative_name='sigmoid', derivative_params=[1.0, 2.0])"
+
+
 def test_parameter_attribute_takes_numbers_only():
     m = ann.LeakyReLU()
     m.negative_slope = 0.3

@@ -61,6 +61,11 @@ def test_mypy_reads_the_stubs(tmp_path, monkeypatch):
         name: str = m.derivative.name
         g = artderiv.nn.GELU(approximate="tanh", derivative=D.exact())
         torch_module: torch.nn.Module = m.to_torch()
+        leaky: artderiv.nn.LeakyReLU = artderiv.nn.LeakyReLU.from_torch(torch.nn.LeakyReLU(0.1))
+        slope = leaky.negative_slope
+        made: artderiv.nn.Activation = artderiv.nn.module_class("leaky_relu")(0.1, derivative="atan")
+        model = artderiv.convert(torch.nn.Sequential(torch.nn.ReLU()), derivative=D.like("elu"))
+        schedule = artderiv.BlendSchedule(model, steps=100)
         """))
     bad = tmp_path / "bad.py"
     bad_lines = {
@@ -80,6 +85,10 @@ def test_mypy_reads_the_stubs(tmp_path, monkeypatch):
                            "--no-error-summary", str(good), str(bad)])
     errors = [line for line in out.splitlines() if ": error:" in line]
     assert not [e for e in errors if "good.py" in e], out + err
+    # --strict too (no implicit re-exports: artderiv's __all__ must be readable)
+    out_strict, err_strict, _ = api.run(["--strict", "--follow-imports=silent", "--cache-dir", str(tmp_path / "cache"),
+                                         "--no-error-summary", str(good)])
+    assert ": error:" not in out_strict, out_strict + err_strict
     first_bad_line = 6
     for number, (line, message) in enumerate(bad_lines.items(), start=first_bad_line):
         found = [e for e in errors if f"bad.py:{number}:" in e]

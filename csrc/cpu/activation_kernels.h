@@ -240,7 +240,7 @@ using OutputBackwardBlockFn = void (*)(const T* grad, const T* y, T* grad_x, int
 
 // The gate of a save="output" block (never blended, never like:<g>).
 template <class A, class D>
-constexpr bool kOutputGate = !product_backward(A::product_backward, std::is_same_v<D, Exact>, false);
+constexpr bool kOutputGate = !product_backward(A::product_backward, std::is_same_v<D, Exact>, /*like=*/false);
 
 template <class A, class D, class T>
 void output_backward_block(const T* grad, const T* y, T* grad_x, int64_t n,

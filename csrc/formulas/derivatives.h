@@ -207,6 +207,13 @@ struct Table : DerivativeBase {
     if (p.count % 2 != 0 || n < 2 || n > kMaxTableKnots) {
       return "takes knots then values: an even count of 4 to 32 numbers (2 to 16 knots)";
     }
+    const double most = std::numeric_limits<float>::max();  // also as a float32: see below
+    for (int i = 0; i < p.count; ++i) {
+      if (!(std::fabs(p[i]) <= most)) {
+        return i < n ? "knots must be finite, also as a float32 (magnitude at most 3.4e38)"
+                     : "values must be finite, also as a float32 (magnitude at most 3.4e38)";
+      }
+    }
     for (int i = 0; i + 1 < n; ++i) {
       if (!(p[i] < p[i + 1])) return "knots must be strictly increasing";
       // eval runs in float for float32, float16 and bfloat16 tensors: knots
