@@ -53,7 +53,8 @@ struct ExactPlus : DerivativeBase {
 struct Floor : DerivativeBase {
   static constexpr const char* name = "floor";
   static constexpr const char* formula = "max(f'(x), eps)";
-  static constexpr const char* source = "ProxyGrad-style leaky derivative (for ReLU: the leaky-ReLU derivative)";
+  static constexpr const char* source =
+      "ProxyGrad-style leaky derivative (for ReLU: the leaky-ReLU derivative)";
   static constexpr bool uses_exact = true;
   static constexpr bool uses_input = false;
   static constexpr std::array<ParamSpec, 1> params{{{"eps", 0.01, Constraint::NonNegative}}};
