@@ -56,6 +56,14 @@ def _argument_type_error(owner: str, arg: str, value, expected: str) -> TypeErro
     return TypeError(f"{owner}: argument {arg!r} must be {expected}, got {value!r}{hint}")
 
 
+def _float_argument(owner: str, arg: str, value) -> float:
+    """float(value), or _argument_type_error's TypeError."""
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError, RuntimeError):
+        raise _argument_type_error(owner, arg, value, "a number") from None
+
+
 def _owner(name: str) -> str:
     """How errors name the object of derivative `name`, as the op's do:
     artderiv.derivatives.sigmoid, artderiv.derivatives.like('elu')."""

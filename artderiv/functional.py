@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from ._library import boxed_ops, catalog
-from .derivatives import DerivativeLike, _argument_type_error, _number_text, resolve
+from .derivatives import DerivativeLike, _float_argument, _number_text, resolve
 
 __all__ = ["activation"]
 
@@ -51,10 +51,7 @@ _op = _direct_call(torch.ops.artderiv.activation.default)
 
 def _number(op: str, arg: str, value) -> float:
     """value as a float, or a TypeError naming the function and the argument."""
-    try:
-        return float(value)
-    except (TypeError, ValueError, OverflowError, RuntimeError):
-        raise _argument_type_error(f"artderiv.{op}", arg, value, "a number") from None
+    return _float_argument(f"artderiv.{op}", arg, value)
 
 
 def _number_list(op: str, arg: str, values) -> List[float]:

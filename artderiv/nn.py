@@ -20,7 +20,15 @@ import torch
 from torch import Tensor, nn
 
 from ._library import boxed_ops, catalog
-from .derivatives import Derivative, DerivativeLike, _argument_type_error, _check_values, _number_text, _param_specs
+from .derivatives import (
+    Derivative,
+    DerivativeLike,
+    _argument_type_error,
+    _check_values,
+    _float_argument,
+    _number_text,
+    _param_specs,
+)
 
 __all__ = ["Activation", "GELU", "MODULE_FOR_TORCH", "module_class"]
 
@@ -220,11 +228,11 @@ def _argument_error(owner: str, arg: str, value, expected: str) -> TypeError:
 def _number_argument(owner: str, arg: str, value, in_call: bool = True) -> float:
     """float(value), or a TypeError naming the module and the argument (in a
     constructor call, with a hint for a derivative passed positionally)."""
+    if in_call:
+        return _float_argument(f"artderiv.nn.{owner}", arg, value)
     try:
         return float(value)
-    except (TypeError, ValueError, OverflowError):
-        if in_call:
-            raise _argument_error(owner, arg, value, "a number") from None
+    except (TypeError, ValueError, OverflowError, RuntimeError):
         raise TypeError(f"artderiv.nn.{owner}: {arg!r} must be a number, got {value!r}") from None
 
 

@@ -102,21 +102,24 @@ def _doc_lines(doc, indent: str) -> List[str]:
     return [f'{indent}"""{lines[0]}'] + [f"{indent}{line}" if line else "" for line in lines[1:]] + [f'{indent}"""']
 
 
-def _function(name: str, fn, indent: str = "", decorator: str = "") -> List[str]:
+def _def(head: str, doc, indent: str, decorator: str = "") -> List[str]:
+    """A stub's `def` line (head: "def f(...) -> T:"), with the docstring as
+    its body or `...` without one."""
     lines = [indent + decorator] if decorator else []
-    head = indent + _signature_text(name, inspect.signature(fn))
-    doc = _doc_lines(fn.__doc__, indent + "    ")
-    return lines + ([head] + doc if doc else [head + " ..."])
+    body = _doc_lines(doc, indent + "    ")
+    return lines + ([indent + head] + body if body else [f"{indent}{head} ..."])
+
+
+def _function(name: str, fn, indent: str = "", decorator: str = "") -> List[str]:
+    return _def(_signature_text(name, inspect.signature(fn)), fn.__doc__, indent, decorator)
 
 
 def _property(name: str, prop: property) -> List[str]:
     assert prop.fget is not None
     returns = _type_text(inspect.signature(prop.fget).return_annotation)
-    lines = ["    @property", f"    def {name}(self) -> {returns}:"]
-    doc = _doc_lines(prop.fget.__doc__, "        ")
-    lines = lines[:1] + ([lines[1]] + doc if doc else [lines[1] + " ..."])
+    lines = _def(f"def {name}(self) -> {returns}:", prop.fget.__doc__, "    ", "@property")
     if prop.fset is not None:
-        lines += [f"    @{name}.setter", f"    def {name}(self, value: {returns}) -> None: ..."]
+        lines += _def(f"def {name}(self, value: {returns}) -> None:", None, "    ", f"@{name}.setter")
     return lines
 
 
@@ -169,10 +172,10 @@ def main(argv: List[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m artderiv.stubs PACKAGE_DIR", file=sys.stderr)
         return 2
-    for name in MODULES:
-        path = os.path.join(argv[0], f"{name}.pyi")
+    for file_name, text in rendered().items():
+        path = os.path.join(argv[0], file_name)
         with open(path, "w") as f:
-            f.write(render(name))
+            f.write(text)
         print(f"wrote {path}")
     return 0
 

@@ -208,20 +208,20 @@ struct Table : DerivativeBase {
     if (p.count % 2 != 0 || n < 2 || n > kMaxTableKnots) {
       return "takes knots then values: an even count of 4 to 32 numbers (2 to 16 knots)";
     }
-    const double most = std::numeric_limits<float>::max();  // also as a float32: see below
+    // eval runs in float for float32, float16 and bfloat16 tensors: the values
+    // must be finite there, and knots that round to one float would make a
+    // slope of inf (inf * 0 = NaN).
+    const float most = std::numeric_limits<float>::max();
     for (int i = 0; i < p.count; ++i) {
-      if (!(std::fabs(p[i]) <= most)) {
+      if (!(std::fabs(p[i]) <= static_cast<double>(most))) {
         return i < n ? "knots must be finite, also as a float32 (magnitude at most 3.4e38)"
                      : "values must be finite, also as a float32 (magnitude at most 3.4e38)";
       }
     }
     for (int i = 0; i + 1 < n; ++i) {
       if (!(p[i] < p[i + 1])) return "knots must be strictly increasing";
-      // eval runs in float for float32, float16 and bfloat16 tensors: knots
-      // that round to one float would make a slope of inf, and inf * 0 = NaN.
       const float width = static_cast<float>(p[i + 1]) - static_cast<float>(p[i]);
       const float rise = static_cast<float>(p[n + i + 1]) - static_cast<float>(p[n + i]);
-      const float most = std::numeric_limits<float>::max();
       if (!(width > 0.0f && width <= most) || !(std::fabs(rise / width) <= most)) {
         return "knots must stay strictly increasing in float32, at most 3.4e38 apart, "
                "with slopes finite in float32";
