@@ -2,7 +2,7 @@
 
 import math
 import operator
-from typing import Iterable, List, Optional, Union
+from typing import Any, Iterable, List, Optional, Union, cast
 
 import torch
 
@@ -168,8 +168,10 @@ def set_derivative(model: nn.Module, derivative: DerivativeLike) -> nn.Module:
     for m in _artderiv_modules(model, "set_derivative"):
         if isinstance(m, Activation):
             m.set_derivative(derivative)
-        else:  # a TorchScript RecursiveScriptModule of an artderiv module
-            m.derivative_name, m.derivative_params = _as_derivative(m.activation_name, derivative).args()
+        else:  # a TorchScript RecursiveScriptModule of an artderiv module (attributes untyped)
+            scripted: Any = m
+            scripted.derivative_name, scripted.derivative_params = _as_derivative(
+                scripted.activation_name, derivative).args()
     return model
 
 
@@ -200,7 +202,12 @@ def _write_blend(m: nn.Module, value: float) -> None:
         m.set_blend(value)  # also the value its reset_parameters() restores
     else:  # scripted or traced: the buffer only
         with torch.no_grad():
-            m.blend.fill_(value)
+            _blend_buffer(m).fill_(value)
+
+
+def _blend_buffer(m: nn.Module) -> torch.Tensor:
+    """An artderiv module's blend buffer (also a scripted one's)."""
+    return cast(torch.Tensor, m.blend)
 
 
 def _whole_number(name: str, value, least: int) -> int:
@@ -259,7 +266,7 @@ class BlendSchedule:
     @property
     def buffers(self) -> List[torch.Tensor]:
         """The blend buffers the modules hold now."""
-        return [m.blend for m in self.modules]
+        return [_blend_buffer(m) for m in self.modules]
 
     def value(self) -> float:
         f = min(self.t, self.steps) / self.steps

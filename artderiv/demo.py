@@ -30,7 +30,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple, cast
 
 import torch
 from torch import nn
@@ -94,7 +94,7 @@ def parse_derivative(text: str) -> D.Derivative:
 
 
 def load_data(seed: int = 0):
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # type: ignore[import-untyped]  # (no stubs)
 
     x, y = load_digits(return_X_y=True)
     x = torch.tensor(x, dtype=torch.float32)
@@ -116,11 +116,12 @@ class MLP(nn.Module):
                  bias_shift: float = 0.0, he_init: bool = False):
         super().__init__()
         dims = [64] + [width] * depth
-        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        linears = [nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:])]
+        self.linears = nn.ModuleList(linears)
         self.acts = nn.ModuleList(module_class(activation)(*params, derivative=derivative) for _ in range(depth))
         self.readout = nn.Linear(width, 10)
         with torch.no_grad():
-            for lin in self.linears:
+            for lin in linears:
                 if he_init:
                     nn.init.kaiming_normal_(lin.weight, nonlinearity="relu")
                 lin.bias.add_(bias_shift)
@@ -183,7 +184,9 @@ def train(cfg: Config, data, experiment: str, activation: str, params: List[floa
             opt.zero_grad()
             loss.backward()
             if step == 0:
-                run.hidden_grad_norm = model.linears[0].weight.grad.norm().item()
+                first_grad = cast(nn.Linear, model.linears[0]).weight.grad
+                assert first_grad is not None
+                run.hidden_grad_norm = first_grad.norm().item()
                 if mon:
                     run.grad_norms_init = [r["grad_norm"] or 0.0 for r in mon.stats()]
             opt.step()
@@ -210,7 +213,7 @@ def train(cfg: Config, data, experiment: str, activation: str, params: List[floa
 
 def plan(cfg: Config):
     """Every run of the demo: (experiment, activation, params, derivative, optimizer, depth, bias shift)."""
-    jobs = []
+    jobs: List[Tuple[str, str, List[float], str, str, int, float]] = []
     for opt in ("sgd", "adam"):
         for depth in cfg.depths:
             for d in cfg.sigmoid_derivatives:
@@ -333,9 +336,10 @@ def figures(rows: List[dict], runs: List[Run], cfg: Config, out: str) -> List[st
     # dead-unit fraction over training (experiment 2)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
     for ax, opt in zip(axes, ("sgd", "adam")):
-        for r in rows:
-            if r["experiment"] == "dying_relu" and r["optimizer"] == opt:
-                ax.plot(range(1, len(r["dead_curve"]) + 1), [100 * v for v in r["dead_curve"]], marker=".", label=r["derivative"])
+        for row in rows:
+            if row["experiment"] == "dying_relu" and row["optimizer"] == opt:
+                ax.plot(range(1, len(row["dead_curve"]) + 1), [100 * v for v in row["dead_curve"]], marker=".",
+                        label=row["derivative"])
         ax.set_title(f"ReLU MLP ({cfg.relu_depth} layers, He init, bias -1), {opt.upper()}", fontsize=10)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)

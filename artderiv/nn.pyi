@@ -166,3 +166,10 @@ class NeLU(Activation):
     def alpha(self) -> float: ...
     @alpha.setter
     def alpha(self, value: float) -> None: ...
+
+# Internal: imported by other artderiv modules.
+
+_CLASSES: Dict[str, Type[Activation]]
+
+def _as_derivative(activation: str, derivative: DerivativeLike) -> Derivative:
+    """None/"default" -> the activation's default shape, with parameters filled in."""

@@ -93,3 +93,12 @@ def test_mypy_reads_the_stubs(tmp_path, monkeypatch):
     for number, (line, message) in enumerate(bad_lines.items(), start=first_bad_line):
         found = [e for e in errors if f"bad.py:{number}:" in e]
         assert found and message in found[0], (line, message, found, out + err)
+
+
+def test_mypy_checks_the_package_itself(tmp_path, monkeypatch):
+    """artderiv's own modules type-check against the stubs of the generated
+    ones (convert and demo import from them) and torch's annotations."""
+    api = pytest.importorskip("mypy.api", reason="mypy is in requirements-dev.txt")
+    monkeypatch.setenv("MYPYPATH", ROOT)
+    out, err, status = api.run(["--cache-dir", str(tmp_path / "cache"), "-p", "artderiv"])
+    assert status == 0, out + err
