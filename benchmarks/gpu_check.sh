@@ -6,7 +6,7 @@
 # 6. the launch-shape sweep (benchmarks/cuda_launch_sweep.cu) at 2^28
 # Each stage has its own timeout and writes its log into OUTDIR as it goes, so
 # a hang or failure loses only that stage (the benchmark keeps the cells it
-# measured). The limits add up to 545 s (565 when the benchmark stops early),
+# measured). The limits add up to 570 s (590 when the benchmark stops early),
 # under the 10 minutes one device call may run. On an H200 (2026-11-30) the
 # build took 150 s, the tests 17 s, memcheck 10 s and the benchmark 105 s.
 # The device tool returns at most 8 files: this script writes 8 (summary.txt
@@ -74,10 +74,10 @@ else
   # and so are the CPU emulation of the CUDA code (test_cuda_emulation.py: two
   # host compiles, minutes this run does not have) and the ptxas report
   # (test_cuda_codegen.py: one more nvcc compile).
-  stage tests 45 "$PY" -m pytest -q tests -k "cuda and not emulat and not codegen" -p no:cacheprovider -rfE
+  stage tests 60 "$PY" -m pytest -q tests -k "cuda and not emulat and not codegen" -p no:cacheprovider -rfE
   # compute-sanitizer from PATH, else from the toolkit that builds the kernels
   SANITIZER=$(command -v compute-sanitizer || echo "$CUDA_HOME/bin/compute-sanitizer")
-  stage memcheck 30 "$SANITIZER" --tool memcheck --error-exitcode 1 \
+  stage memcheck 40 "$SANITIZER" --tool memcheck --error-exitcode 1 \
     "$PY" -m pytest -q tests/test_cuda.py -k "memcheck" -p no:cacheprovider
   # The GPU targets' size only (2^28): torch.compile of each recipe takes seconds.
   # The device tool returns at most 8 files: the benchmark writes elsewhere, and

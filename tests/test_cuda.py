@@ -256,6 +256,41 @@ def test_second_device_index():
     assert torch.equal(y.cpu(), y0.cpu()) and torch.equal(g.cpu(), g0.cpu())
 
 
+@pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_cuda_large_tensor_loops_over_the_grid(dtype):
+    """The library caps its grid and loops (grid-stride): a tensor of three
+    grids and a tail, aligned (vector loop) and misaligned (scalar loop),
+    against the CPU. The smaller tests fit in one or two blocks."""
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    one_grid = sms * (2048 // 256) * 4 * 256 * 2 * (16 // dtype.itemsize)  # blocks_for's cap, elements
+    base = sample((3 * one_grid + 7,), dtype=dtype, device="cuda")
+    for x in (base[:-1], base[1:]):
+        x_cpu = x.cpu()
+        for act, deriv, blend in (("relu", "sigmoid", 0.25), ("sigmoid", "exact", None)):
+            y, g = run(x, act, deriv, [], blend=None if blend is None else torch.tensor(blend, device="cuda"))
+            y_cpu, g_cpu = run(x_cpu, act, deriv, [], blend=None if blend is None else torch.tensor(blend))
+            assert_close(y, y_cpu, dtype)
+            assert_close(g, g_cpu, dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_memcheck_broadcast_gradient_and_output(device, dtype):
+    """compute-sanitizer's subset, other reads: a gradient broadcast from one
+    value (read as grad[0]) and the backward from the saved output, on the
+    exact derivative's product path."""
+    for n in (1, 9, 1025):
+        base = sample((n + 3,), dtype=dtype, device=device)
+        for x in (base[:n], base[1 : n + 1]):
+            grad = torch.tensor(0.5, dtype=dtype, device=device).expand(n)
+            for save in ("input", "output"):
+                y, g = run(x, "sigmoid", "exact", [], grad=grad, save=save)
+                y_cpu, g_cpu = run(x.cpu(), "sigmoid", "exact", [], grad=grad.cpu(), save=save)
+                assert_close(y, y_cpu, dtype)
+                assert_close(g, g_cpu, dtype)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_memcheck_small(device, dtype):
