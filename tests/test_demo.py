@@ -150,8 +150,9 @@ def test_example_train_compare_shows_the_rescue():
     """examples/train_compare.py runs and shows what its docstring says (one
     seed, measured once: exact 52% on both nets, exact_plus 97%, sigmoid 100%):
     the exact derivative stays near chance, the artificial ones learn."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "train_compare.py")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)  # this checkout's artderiv
     assert proc.returncode == 0, proc.stderr[-3000:]
     accuracy = {}
     for line in proc.stdout.splitlines():
