@@ -11,7 +11,7 @@ one place where shapes, parameters and defaults are defined::
 """
 
 import inspect
-from typing import Any, Dict, List, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -31,11 +31,16 @@ def _specs() -> Dict[str, dict]:
     return {d["name"]: d for d in catalog()["derivatives"]}
 
 
+def _like_target(name: str) -> Optional[str]:
+    """For "like:<g>", g; None for any other derivative name."""
+    return name[len("like:"):] if name.startswith("like:") else None
+
+
 def _param_specs(name: str) -> List[dict]:
     """Parameter specs of a derivative name; for like:<g>, the activation g's."""
-    if name.startswith("like:"):
+    other = _like_target(name)
+    if other is not None:
         acts = {a["name"]: a for a in catalog()["activations"]}
-        other = name[len("like:"):]
         if other not in acts:
             raise ValueError(
                 f"artderiv.derivatives.like: unknown activation {other!r}; allowed: {', '.join(acts)}"
@@ -56,26 +61,29 @@ def _argument_type_error(owner: str, arg: str, value, expected: str) -> TypeErro
     return TypeError(f"{owner}: argument {arg!r} must be {expected}, got {value!r}{hint}")
 
 
-def _float_argument(owner: str, arg: str, value) -> float:
-    """float(value), or _argument_type_error's TypeError."""
+def _to_float(value, error: Callable[[], Exception]) -> float:
+    """float(value), or error() where float() refuses it (a string, a list, a
+    tensor of several elements, ...)."""
     try:
         return float(value)
     except (TypeError, ValueError, OverflowError, RuntimeError):
-        raise _argument_type_error(owner, arg, value, "a number") from None
+        raise error() from None
+
+
+def _float_argument(owner: str, arg: str, value) -> float:
+    """float(value), or _argument_type_error's TypeError."""
+    return _to_float(value, lambda: _argument_type_error(owner, arg, value, "a number"))
 
 
 def _owner(name: str) -> str:
     """How errors name the object of derivative `name`, as the op's do:
     artderiv.derivatives.sigmoid, artderiv.derivatives.like('elu')."""
-    shown = f"like({name[5:]!r})" if name.startswith("like:") else name
-    return f"artderiv.derivatives.{shown}"
+    target = _like_target(name)
+    return f"artderiv.derivatives.{name if target is None else f'like({target!r})'}"
 
 
 def _as_number(name: str, pname: str, value) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise TypeError(f"{_owner(name)}: parameter {pname!r} must be a number, got {value!r}") from None
+    return _to_float(value, lambda: TypeError(f"{_owner(name)}: parameter {pname!r} must be a number, got {value!r}"))
 
 
 def _check_values(name: str, values: List[float]) -> None:
@@ -120,8 +128,9 @@ class Derivative:
         if self.name == "table":
             return f"table(knots={self.params['knots']}, values={self.params['values']})"
         inner = ", ".join(f"{k}={_number_text(v)}" for k, v in self.params.items())
-        if self.name.startswith("like:"):
-            return f"like({self.name[5:]!r}{', ' if inner else ''}{inner})"
+        target = _like_target(self.name)
+        if target is not None:
+            return f"like({target!r}{', ' if inner else ''}{inner})"
         return f"{self.name}({inner})"
 
     def __eq__(self, other) -> bool:

@@ -28,6 +28,7 @@ from .derivatives import (
     _float_argument,
     _number_text,
     _param_specs,
+    _to_float,
 )
 
 __all__ = ["Activation", "GELU", "MODULE_FOR_TORCH", "module_class"]
@@ -230,10 +231,7 @@ def _number_argument(owner: str, arg: str, value, in_call: bool = True) -> float
     constructor call, with a hint for a derivative passed positionally)."""
     if in_call:
         return _float_argument(f"artderiv.nn.{owner}", arg, value)
-    try:
-        return float(value)
-    except (TypeError, ValueError, OverflowError, RuntimeError):
-        raise TypeError(f"artderiv.nn.{owner}: {arg!r} must be a number, got {value!r}") from None
+    return _to_float(value, lambda: TypeError(f"artderiv.nn.{owner}: {arg!r} must be a number, got {value!r}"))
 
 
 def _derivative_from_args(name: str, values: List[float]) -> Derivative:

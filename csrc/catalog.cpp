@@ -52,10 +52,11 @@ const DerivativeEntry kDerivatives[] = {ARTDERIV_DERIVATIVES(ARTDERIV_DERIV_ENTR
 
 constexpr c10::string_view kLikePrefix = "like:";
 
+bool is_like(c10::string_view derivative) { return derivative.substr(0, kLikePrefix.size()) == kLikePrefix; }
+
 // For "like:<g>", g; empty for any other name.
 c10::string_view like_target(c10::string_view derivative) {
-  return derivative.substr(0, kLikePrefix.size()) == kLikePrefix ? derivative.substr(kLikePrefix.size())
-                                                                 : c10::string_view();
+  return is_like(derivative) ? derivative.substr(kLikePrefix.size()) : c10::string_view();
 }
 
 // "a, b, c": the names of the entries that `keep` accepts (all by default).
@@ -218,7 +219,7 @@ DerivativeLookup find_derivative(c10::string_view derivative) {
 // What an unknown derivative name could have been ("default" only in an op
 // call, where it means the activation's default shape).
 std::string allowed_derivatives(c10::string_view derivative, bool with_default) {
-  if (derivative.substr(0, kLikePrefix.size()) == kLikePrefix) {
+  if (is_like(derivative)) {
     return "'like:' takes an activation: " + names_of(kActivations);
   }
   return std::string("allowed: ") + (with_default ? "default, " : "") + names_of(kDerivatives) +
